@@ -1,0 +1,231 @@
+//! Building what a parser returns: the telephony event, the call record and the provider's
+//! response.
+//!
+//! Constructors take the fields the platform requires; optional fields are added with `with_*`
+//! methods. The host validates the result (see the host's README), so these builders do not
+//! repeat its checks; an empty extension passed to `with_*_ext` is dropped, because the
+//! contract says "leave empty" and the host wants such a field absent.
+
+use crate::{
+    CallRecord, Direction, Disposition, EventType, ParseError, ParseResult, Response,
+    TelephonyEvent,
+};
+
+impl TelephonyEvent {
+    /// An event of a call in progress: disposition `Unknown`, no call id, no extensions.
+    pub fn new(
+        event: EventType,
+        direction: Direction,
+        src_phone: impl Into<String>,
+        dst_phone: impl Into<String>,
+    ) -> Self {
+        Self {
+            call_id: None,
+            event,
+            direction,
+            disposition: Disposition::Unknown,
+            src_phone: src_phone.into(),
+            src_phone_ext: None,
+            dst_phone: dst_phone.into(),
+            dst_phone_ext: None,
+        }
+    }
+
+    /// Sets the provider's call id, which ties the events of one call together.
+    pub fn with_call_id(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = Some(call_id.into());
+        self
+    }
+
+    /// Sets how the call ended (usually on `NotifyEnd`).
+    pub fn with_disposition(mut self, disposition: Disposition) -> Self {
+        self.disposition = disposition;
+        self
+    }
+
+    /// Sets the receiving employee's extension; the contract allows it on `In` calls only.
+    pub fn with_src_phone_ext(mut self, ext: impl Into<String>) -> Self {
+        self.src_phone_ext = non_empty(ext.into());
+        self
+    }
+
+    /// Sets the calling employee's extension; the contract allows it on `Out` calls only.
+    pub fn with_dst_phone_ext(mut self, ext: impl Into<String>) -> Self {
+        self.dst_phone_ext = non_empty(ext.into());
+        self
+    }
+}
+
+impl CallRecord {
+    /// A finished call: `duration` in seconds, `call` the opaque data (such as the recording
+    /// URL) that the platform hands back unchanged when it asks for a recording link.
+    pub fn new(
+        direction: Direction,
+        disposition: Disposition,
+        src_phone: impl Into<String>,
+        dst_phone: impl Into<String>,
+        duration: u32,
+        call: impl Into<String>,
+    ) -> Self {
+        Self {
+            call_id: None,
+            direction,
+            disposition,
+            src_phone: src_phone.into(),
+            src_phone_ext: None,
+            dst_phone: dst_phone.into(),
+            dst_phone_ext: None,
+            duration,
+            call: call.into(),
+        }
+    }
+
+    /// Sets the provider's call id.
+    pub fn with_call_id(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = Some(call_id.into());
+        self
+    }
+
+    /// Sets the receiving employee's extension (`In` calls only).
+    pub fn with_src_phone_ext(mut self, ext: impl Into<String>) -> Self {
+        self.src_phone_ext = non_empty(ext.into());
+        self
+    }
+
+    /// Sets the calling employee's extension (`Out` calls only).
+    pub fn with_dst_phone_ext(mut self, ext: impl Into<String>) -> Self {
+        self.dst_phone_ext = non_empty(ext.into());
+        self
+    }
+}
+
+impl Response {
+    /// A response with a status and nothing else.
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A `text/plain` response, e.g. for echo handshakes.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status)
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_body(body.into().into_bytes())
+    }
+
+    /// An `application/json` response, e.g. Sipuni's required `{"success": true}`.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self::new(status)
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string().into_bytes())
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+impl ParseResult {
+    /// Nothing of interest: the provider gets the default `200` with an empty body.
+    pub fn empty() -> Self {
+        Self {
+            event: None,
+            call_record: None,
+            response: None,
+        }
+    }
+
+    /// A result carrying a telephony event.
+    pub fn with_event(event: TelephonyEvent) -> Self {
+        Self::empty().and_event(event)
+    }
+
+    /// A result carrying a finished call's record.
+    pub fn with_call_record(record: CallRecord) -> Self {
+        Self::empty().and_call_record(record)
+    }
+
+    /// A result that only answers the provider (handshakes, acknowledgements).
+    pub fn with_response(response: Response) -> Self {
+        Self::empty().and_response(response)
+    }
+
+    /// Adds or replaces the event.
+    pub fn and_event(mut self, event: TelephonyEvent) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// Adds or replaces the call record.
+    pub fn and_call_record(mut self, record: CallRecord) -> Self {
+        self.call_record = Some(record);
+        self
+    }
+
+    /// Adds or replaces the response.
+    pub fn and_response(mut self, response: Response) -> Self {
+        self.response = Some(response);
+        self
+    }
+}
+
+impl ParseError {
+    /// A refusal with the message the provider and the admin will read.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for ParseError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_builder_sets_defaults_and_drops_empty_extensions() {
+        let event = TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+7916", "101")
+            .with_call_id("c-1")
+            .with_src_phone_ext("");
+        assert_eq!(event.disposition, Disposition::Unknown);
+        assert_eq!(event.call_id.as_deref(), Some("c-1"));
+        assert_eq!(event.src_phone_ext, None);
+    }
+
+    #[test]
+    fn json_response_carries_content_type() {
+        let response = Response::json(200, &serde_json::json!({"success": true}));
+        assert_eq!(response.body, br#"{"success":true}"#);
+        assert_eq!(
+            response.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
+    }
+}
