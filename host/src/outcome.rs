@@ -1,0 +1,211 @@
+//! What a parser made of a request, in the platform's terms.
+//!
+//! These are the host's own types, not the ones generated from the WIT: the platform and the
+//! dispatch code depend on them, so they stay stable while the contract grows new versions.
+//! They serialise to the snake_case JSON that `telehook run` prints.
+
+use serde::{Deserialize, Serialize};
+
+/// The parse result: every part is optional, and an empty outcome is legal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// A telephony event for the platform to show and correlate.
+    pub event: Option<TelephonyEvent>,
+    /// A finished call with its recording, for the activity stream.
+    pub call_record: Option<CallRecord>,
+    /// What the provider gets back; `None` means the default `200` with an empty body.
+    pub response: Option<HttpResponse>,
+}
+
+/// What happened in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// Ringing, or dialling out.
+    NotifyStart,
+    /// Answered.
+    NotifyAnswer,
+    /// Finished, answered or not.
+    NotifyEnd,
+}
+
+/// Who called whom; it decides the meaning of the phone fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// A client calls an operator.
+    In,
+    /// An operator calls a client.
+    Out,
+    /// An operator calls another operator.
+    Internal,
+}
+
+/// How a call ended; `Unknown` while it is in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Still in progress, or the provider did not say.
+    Unknown,
+    /// Answered.
+    Answered,
+    /// The called party was busy.
+    Busy,
+    /// Dropped before it was answered.
+    Cancel,
+    /// Not answered, or unreachable.
+    NoAnswer,
+}
+
+/// The platform's normalised telephony event (`VoipWebhookRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelephonyEvent {
+    /// What happened.
+    pub event: EventType,
+    /// Who called whom.
+    pub direction: Direction,
+    /// How the call ended.
+    pub disposition: Disposition,
+    /// The calling number (the client's for `In`, the operator's otherwise).
+    pub src_phone: String,
+    /// The receiving employee's extension, `In` calls only.
+    pub src_phone_ext: Option<String>,
+    /// The called number (the operator's for `In` and `Internal`, the client's for `Out`).
+    pub dst_phone: String,
+    /// The calling employee's extension, `Out` calls only.
+    pub dst_phone_ext: Option<String>,
+    /// The provider's call id, which ties the events of one call together.
+    pub call_id: Option<String>,
+}
+
+/// A finished call with its recording (`VoipCallRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The provider's call id.
+    pub call_id: Option<String>,
+    /// Who called whom.
+    pub direction: Direction,
+    /// How the call ended.
+    pub disposition: Disposition,
+    /// As in [`TelephonyEvent::src_phone`].
+    pub src_phone: String,
+    /// As in [`TelephonyEvent::src_phone_ext`].
+    pub src_phone_ext: Option<String>,
+    /// As in [`TelephonyEvent::dst_phone`].
+    pub dst_phone: String,
+    /// As in [`TelephonyEvent::dst_phone_ext`].
+    pub dst_phone_ext: Option<String>,
+    /// The call's length in seconds.
+    pub duration: u32,
+    /// Opaque data the platform hands back unchanged to get a recording link.
+    pub call: String,
+}
+
+/// The HTTP response a parser wants the provider to get, sent verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values, in order; names may repeat.
+    pub headers: Vec<(String, String)>,
+    /// The body, printed as text when it is UTF-8 and as `body_base64` otherwise.
+    #[serde(flatten, with = "body_json")]
+    pub body: Vec<u8>,
+}
+
+/// Bodies are bytes; people and JSON tools read text. Print UTF-8 as `body`, anything else as
+/// `body_base64`, and accept either form back.
+mod body_json {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Body {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_base64: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        let body = match std::str::from_utf8(bytes) {
+            Ok(text) => Body {
+                body: Some(text.to_owned()),
+                body_base64: None,
+            },
+            Err(_) => Body {
+                body: None,
+                body_base64: Some(STANDARD.encode(bytes)),
+            },
+        };
+        body.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let body = Body::deserialize(deserializer)?;
+        match (body.body, body.body_base64) {
+            (Some(text), None) => Ok(text.into_bytes()),
+            (None, Some(encoded)) => STANDARD.decode(encoded).map_err(serde::de::Error::custom),
+            (None, None) => Ok(Vec::new()),
+            (Some(_), Some(_)) => Err(serde::de::Error::custom(
+                "give either `body` or `body_base64`, not both",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcome_serialises_to_snake_case_with_nulls() {
+        let outcome = Outcome {
+            event: Some(TelephonyEvent {
+                event: EventType::NotifyStart,
+                direction: Direction::In,
+                disposition: Disposition::NoAnswer,
+                src_phone: "+79161234567".into(),
+                src_phone_ext: None,
+                dst_phone: "101".into(),
+                dst_phone_ext: None,
+                call_id: Some("abc".into()),
+            }),
+            call_record: None,
+            response: Some(HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: b"42".to_vec(),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(&outcome).unwrap(),
+            json!({
+                "event": {
+                    "event": "notify_start", "direction": "in", "disposition": "no_answer",
+                    "src_phone": "+79161234567", "src_phone_ext": null,
+                    "dst_phone": "101", "dst_phone_ext": null, "call_id": "abc"
+                },
+                "call_record": null,
+                "response": {"status": 200, "headers": [["content-type", "text/plain"]], "body": "42"}
+            })
+        );
+    }
+
+    #[test]
+    fn binary_response_body_round_trips_as_base64() {
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: vec![0xff, 0x00],
+        };
+        let value = serde_json::to_value(&response).unwrap();
+        assert_eq!(value, json!({"status": 200, "headers": [], "body_base64": "/wA="}));
+        assert_eq!(
+            serde_json::from_value::<HttpResponse>(value).unwrap(),
+            response
+        );
+    }
+}

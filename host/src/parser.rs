@@ -1,0 +1,101 @@
+//! Loading a tenant's component: everything is checked here, once, so that a [`Parser`] can
+//! only exist for a component this host can run safely.
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use crate::contract::{self, ParserPre};
+use crate::error::LoadError;
+use crate::limits::Limits;
+use crate::runtime::Runtime;
+use crate::sandbox::{ImportPolicy, Sandbox, import_policy};
+
+/// A compiled, checked and pre-linked parser, ready for [`Parser::invoke`].
+///
+/// Cheap to share between threads; every invocation gets its own fresh instance.
+#[derive(Clone)]
+pub struct Parser {
+    pub(crate) pre: ParserPre<Sandbox>,
+    pub(crate) limits: Limits,
+}
+
+impl Parser {
+    pub(crate) fn load(runtime: &Runtime, bytes: &[u8]) -> Result<Self, LoadError> {
+        let limits = runtime.limits();
+        if bytes.len() > limits.component_bytes {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit: limits.component_bytes,
+            });
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::CoreModule);
+        }
+        let engine = runtime.engine();
+        let component =
+            Component::new(engine, bytes).map_err(|err| LoadError::Invalid(format!("{err:#}")))?;
+        check_imports(engine, &component)?;
+        check_export(engine, &component)?;
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
+        let pre = ParserPre::new(instance_pre)
+            .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
+        Ok(Self {
+            pre,
+            limits: limits.clone(),
+        })
+    }
+}
+
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    for (name, _) in component.component_type().imports(engine) {
+        match import_policy(name) {
+            ImportPolicy::Granted => {}
+            ImportPolicy::Forbidden(reason) => {
+                return Err(LoadError::ForbiddenImport {
+                    name: name.to_owned(),
+                    reason,
+                });
+            }
+            ImportPolicy::OtherContractVersion => {
+                return Err(LoadError::ContractVersion {
+                    found: name.to_owned(),
+                    supported: contract::PACKAGE,
+                });
+            }
+            ImportPolicy::Unknown => {
+                return Err(LoadError::UnknownImport {
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_export(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let mut exports = ty.exports(engine);
+    match exports.find(|(name, _)| *name == contract::EXPORT) {
+        Some((_, export)) if matches!(export.ty, ComponentItem::ComponentFunc(_)) => Ok(()),
+        Some(_) => Err(LoadError::ExportMismatch(
+            "it is not a function".to_owned(),
+        )),
+        None => {
+            let names: Vec<_> = ty.exports(engine).map(|(name, _)| name).collect();
+            Err(LoadError::MissingExport {
+                exports: if names.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    names.join(", ")
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The WebAssembly engine, narrowed to what parsers need, and the clock that enforces their
+//! deadlines.
+
+use std::thread;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::{LoadError, RuntimeError};
+use crate::limits::{EPOCH_TICK, Limits};
+use crate::parser::Parser;
+use crate::sandbox::{self, Sandbox};
+
+/// Core instances one parser component may contain: its code plus the small shim modules the
+/// component model adds around imports.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Linear memories per component: Rust and C parsers have one; adapted ones may have two.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables per component: the indirect-call table plus shim tables.
+const TABLES_PER_COMPONENT: u32 = 4;
+
+/// Compiles and runs parsers. Build one per process and share it: it owns the compiled-code
+/// configuration, the instance pool and the deadline clock.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: Limits,
+}
+
+impl Runtime {
+    /// Sets up the engine for these limits and starts its deadline clock.
+    pub fn new(limits: Limits) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&engine_config(&limits))?;
+        let linker = sandbox::linker(&engine)?;
+        start_epoch_clock(&engine)?;
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+        })
+    }
+
+    /// The limits every invocation runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles a component and checks that it is a parser this host can run safely.
+    pub fn load(&self, bytes: &[u8]) -> Result<Parser, LoadError> {
+        Parser::load(self, bytes)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<Sandbox> {
+        &self.linker
+    }
+}
+
+fn engine_config(limits: &Limits) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    // Every webhook gets a fresh instance: the pool keeps slots (and their copy-on-write memory
+    // images) ready instead of mapping fresh memory for each one.
+    pool.total_component_instances(limits.max_instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .total_memories(limits.max_instances * MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .total_tables(limits.max_instances * TABLES_PER_COMPONENT)
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements);
+
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // Deadlines by epoch: a counter check at loop heads and calls, far cheaper than fuel.
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.wasm_stack_bytes)
+        .memory_init_cow(true)
+        .wasm_component_model(true);
+    config
+}
+
+/// Ticks the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_clock(engine: &Engine) -> std::io::Result<()> {
+    let engine = engine.weak();
+    thread::Builder::new()
+        .name("telehook-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}

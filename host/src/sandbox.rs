@@ -1,0 +1,287 @@
+//! What a parser can reach, and nothing more.
+//!
+//! Each invocation gets a fresh [`Sandbox`]: the integration's settings (read-only), a bounded
+//! log, and the few WASI interfaces a language runtime needs to start (Rust's standard library
+//! imports them even when the parser never prints): an empty environment, no arguments, no
+//! stdin, stdout and stderr captured into bounded buffers, and random bytes for hash-map
+//! seeds. Files, sockets, HTTP and clocks are never linked, and [`import_policy`] names the
+//! reason when a component asks for them, so that a parser's outcome depends only on its
+//! request and settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+use wasmtime_wasi::p2::bindings::{cli, random, sync::io};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::contract;
+use crate::limits::Limits;
+use crate::log::{InvocationLog, LogLevel};
+
+/// An integration's settings (API keys, secrets), as its parser reads them.
+///
+/// `Debug` prints the keys only: values are secrets and must never reach a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Settings(BTreeMap<String, String>);
+
+impl Settings {
+    /// Settings with no keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a key.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    /// Reads a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Settings {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The per-invocation state a parser's imports act on.
+pub(crate) struct Sandbox {
+    settings: Arc<Settings>,
+    pub(crate) log: InvocationLog,
+    pub(crate) memory: MemoryGuard,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl Sandbox {
+    pub(crate) fn new(settings: Arc<Settings>, limits: &Limits) -> Self {
+        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        Self {
+            settings,
+            log: InvocationLog::new(limits.log_lines, limits.log_line_bytes),
+            memory: MemoryGuard::new(limits.memory_bytes, limits.table_elements),
+            stdout,
+            stderr,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// Ends the invocation: what the parser printed joins its log lines.
+    pub(crate) fn into_log(mut self) -> InvocationLog {
+        self.log
+            .push_output(LogLevel::Info, &self.stdout.contents());
+        self.log
+            .push_output(LogLevel::Error, &self.stderr.contents());
+        self.log
+    }
+
+    /// What the parser wrote to stderr so far: where a Rust parser's panic message lands.
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl contract::Host for Sandbox {
+    fn get_setting(&mut self, key: String) -> Option<String> {
+        self.settings.get(&key).map(str::to_owned)
+    }
+
+    fn log(&mut self, level: contract::LogLevel, message: String) {
+        self.log.push(level.into(), &message);
+    }
+}
+
+impl contract::telehook::parser::types::Host for Sandbox {}
+
+/// Enforces the memory and table limits, and remembers a refusal so that the trap that usually
+/// follows (a Rust guest aborts when allocation fails) is reported as the limit it was.
+pub(crate) struct MemoryGuard {
+    memory_bytes: usize,
+    table_elements: usize,
+    pub(crate) refused: bool,
+}
+
+impl MemoryGuard {
+    fn new(memory_bytes: usize, table_elements: usize) -> Self {
+        Self {
+            memory_bytes,
+            table_elements,
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.table_elements;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+}
+
+/// Links everything a parser may import: the contract's host interface and the WASI subset
+/// described in the module docs.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<Sandbox>> {
+    let mut linker = Linker::new(engine);
+    contract::Parser::add_to_linker::<_, HasSelf<_>>(&mut linker, |sandbox| sandbox)?;
+
+    let l = &mut linker;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasTable>(l, table)?;
+    io::poll::add_to_linker::<_, HasTable>(l, table)?;
+    io::streams::add_to_linker::<_, HasTable>(l, table)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
+    Ok(linker)
+}
+
+struct HasTable;
+
+impl wasmtime::component::HasData for HasTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+fn table(sandbox: &mut Sandbox) -> &mut ResourceTable {
+    &mut sandbox.table
+}
+
+fn random_ctx(sandbox: &mut Sandbox) -> &mut wasmtime_wasi::random::WasiRandomCtx {
+    sandbox.wasi.random()
+}
+
+/// What the host does with one import of a component.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ImportPolicy {
+    /// Linked by [`linker`].
+    Granted,
+    /// A capability parsers never get, and why.
+    Forbidden(&'static str),
+    /// The contract's package, at a version this host does not implement.
+    OtherContractVersion,
+    /// Not something this host knows.
+    Unknown,
+}
+
+/// Decides an import by its name (`namespace:package/interface@version`).
+pub(crate) fn import_policy(name: &str) -> ImportPolicy {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let Some((package, interface)) = path.split_once('/') else {
+        return ImportPolicy::Unknown;
+    };
+    match package {
+        "telehook:parser" => {
+            let known = matches!(interface, "host" | "types");
+            let current = contract::PACKAGE.ends_with(&format!("@{version}"));
+            match (known, current) {
+                (true, true) => ImportPolicy::Granted,
+                (true, false) => ImportPolicy::OtherContractVersion,
+                (false, _) => ImportPolicy::Unknown,
+            }
+        }
+        "wasi:io" | "wasi:cli" | "wasi:random" if version.starts_with("0.2.") => {
+            ImportPolicy::Granted
+        }
+        "wasi:filesystem" => ImportPolicy::Forbidden("parsers get no file system access"),
+        "wasi:sockets" => ImportPolicy::Forbidden("parsers get no network access"),
+        "wasi:http" => ImportPolicy::Forbidden("parsers cannot make HTTP requests"),
+        "wasi:clocks" => ImportPolicy::Forbidden(
+            "parsers get no clocks, so that an outcome depends only on the request and settings",
+        ),
+        _ => ImportPolicy::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_are_decided_by_package_and_version() {
+        assert_eq!(import_policy("telehook:parser/host@0.1.0"), ImportPolicy::Granted);
+        assert_eq!(import_policy("telehook:parser/types@0.1.0"), ImportPolicy::Granted);
+        assert_eq!(
+            import_policy("telehook:parser/host@0.2.0"),
+            ImportPolicy::OtherContractVersion
+        );
+        assert_eq!(import_policy("wasi:cli/stderr@0.2.6"), ImportPolicy::Granted);
+        assert!(matches!(
+            import_policy("wasi:filesystem/preopens@0.2.6"),
+            ImportPolicy::Forbidden(reason) if reason.contains("file system")
+        ));
+        assert!(matches!(
+            import_policy("wasi:sockets/tcp@0.2.0"),
+            ImportPolicy::Forbidden(_)
+        ));
+        assert_eq!(import_policy("wasi:cli/stderr@0.3.0"), ImportPolicy::Unknown);
+        assert_eq!(import_policy("acme:evil/backdoor"), ImportPolicy::Unknown);
+        assert_eq!(import_policy("plain-name"), ImportPolicy::Unknown);
+    }
+
+    #[test]
+    fn settings_debug_hides_values() {
+        let settings: Settings = [("api_secret", "hunter2")].into_iter().collect();
+        assert_eq!(format!("{settings:?}"), r#"{"api_secret"}"#);
+    }
+}
