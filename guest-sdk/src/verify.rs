@@ -18,8 +18,7 @@ pub fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
 
 /// HMAC-SHA256 of `message` keyed with `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC accepts keys of any size");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC accepts keys of any size");
     mac.update(message);
     mac.finalize().into_bytes().into()
 }

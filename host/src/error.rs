@@ -41,34 +41,9 @@ pub enum LoadError {
     /// The binary is malformed or truncated, or uses features the host does not enable.
     #[error("not a valid WebAssembly component: {0}")]
     Invalid(String),
-    /// The component imports a capability that parsers are never granted.
-    #[error("the component imports `{name}`, which is not granted to parsers: {reason}")]
-    ForbiddenImport {
-        /// The import's name, e.g. `wasi:filesystem/types@0.2.6`.
-        name: String,
-        /// Why parsers do not get it.
-        reason: &'static str,
-    },
-    /// The component was built against a contract version this host does not implement.
-    #[error(
-        "the component was built against `{found}`, but this host implements `{supported}`: \
-         rebuild it against the host's contract"
-    )]
-    ContractVersion {
-        /// The version the component imports.
-        found: String,
-        /// The version this host implements.
-        supported: &'static str,
-    },
-    /// The component imports an interface the host knows nothing about.
-    #[error(
-        "the component imports `{name}`, which this host does not provide (it provides \
-         `telehook:parser/host` and the WASI basics a language runtime needs)"
-    )]
-    UnknownImport {
-        /// The import's name.
-        name: String,
-    },
+    /// The component imports what this host does not grant; every such import is listed.
+    #[error("the component imports what parsers are not granted: {}", list(.0))]
+    RefusedImports(Vec<RefusedImport>),
     /// The component does not export the contract's function: it targets another world.
     #[error(
         "the component does not export `parse-webhook-request`; it was built for another world \
@@ -81,6 +56,23 @@ pub enum LoadError {
     /// The export exists but with other parameter or result types.
     #[error("the component's `parse-webhook-request` does not match the contract: {0}")]
     ExportMismatch(String),
+}
+
+/// One import the host will not satisfy, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedImport {
+    /// The import's name, e.g. `wasi:filesystem/types@0.2.6`.
+    pub name: String,
+    /// Why parsers do not get it.
+    pub reason: String,
+}
+
+fn list(refused: &[RefusedImport]) -> String {
+    refused
+        .iter()
+        .map(|import| format!("`{}` ({})", import.name, import.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why an invocation produced no outcome.

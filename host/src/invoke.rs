@@ -91,13 +91,15 @@ fn panic_message(stderr: &str) -> Option<String> {
         .lines()
         .take_while(|line| !line.starts_with("note: "))
         .collect();
-    Some(format!(
-        "panicked at {} {}",
-        location.trim_end_matches(':'),
-        message.join("\n")
+    Some(
+        format!(
+            "panicked at {} {}",
+            location.trim_end_matches(':'),
+            message.join("\n")
+        )
+        .trim_end()
+        .to_owned(),
     )
-    .trim_end()
-    .to_owned())
 }
 
 fn is_pool_exhausted(err: &wasmtime::Error) -> bool {

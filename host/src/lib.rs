@@ -45,7 +45,7 @@ mod runtime;
 mod sandbox;
 pub mod validate;
 
-pub use error::{InvokeError, LoadError, RequestError, RuntimeError};
+pub use error::{InvokeError, LoadError, RefusedImport, RequestError, RuntimeError};
 pub use invoke::Invocation;
 pub use limits::Limits;
 pub use outcome::Outcome;

@@ -1,1 +1,145 @@
-fn main() {}
+//! `telehook`: the tenant's development loop for webhook parsers.
+//!
+//! - `telehook check PARSER.wasm`: does this component fit the contract?
+//! - `telehook run --module PARSER.wasm --request REQUEST.json [--setting KEY=VALUE]...`: run
+//!   the parser on one request and print the validated outcome as JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser as _, Subcommand};
+use telehook::log::{InvocationLog, LogLevel};
+use telehook::{InvokeError, Limits, Parser, Runtime, WebhookRequest};
+
+/// Exit codes, so that scripts can tell a broken setup from a parser's verdict.
+mod exit {
+    /// telehook could not do the job: unreadable files, a component that fails the check.
+    pub const FAILED: u8 = 1;
+    /// The parser refused the request (its own `parse-error`).
+    pub const REJECTED: u8 = 3;
+    /// The parser crashed, or hit a time or memory limit.
+    pub const CRASHED: u8 = 4;
+    /// The parser returned a result that breaks the contract's rules.
+    pub const INVALID: u8 = 5;
+}
+
+/// Runs tenant-written WebAssembly parsers for telephony webhooks.
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that a component implements the parser contract and imports nothing forbidden.
+    Check {
+        /// The parser component (.wasm).
+        module: PathBuf,
+    },
+    /// Run a parser on one request and print the validated outcome as JSON.
+    Run {
+        /// The parser component (.wasm).
+        #[arg(long)]
+        module: PathBuf,
+        /// The request: {"method", "url", "headers": {...}, "body" | "body_base64"}.
+        #[arg(long)]
+        request: PathBuf,
+        /// An integration setting the parser can read, e.g. `api_secret=...`.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TELEHOOK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    let runtime = Runtime::new(Limits::default())?;
+    match command {
+        Command::Check { module } => {
+            load(&runtime, &module)?;
+            println!("{}: fits the parser contract", module.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            module,
+            request,
+            settings,
+        } => {
+            let parser = load(&runtime, &module)?;
+            let json = std::fs::read_to_string(&request)
+                .with_context(|| format!("cannot read {}", request.display()))?;
+            let request = WebhookRequest::from_json(&json)
+                .with_context(|| format!("in {}", request.display()))?;
+            let invocation = parser.invoke(&request, Arc::new(settings.into_iter().collect()));
+            print_log(&invocation.log);
+            match invocation.result {
+                Ok(outcome) => {
+                    println!("{}", serde_json::to_string_pretty(&outcome)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    Ok(ExitCode::from(exit_code(&err)))
+                }
+            }
+        }
+    }
+}
+
+fn load(runtime: &Runtime, path: &Path) -> Result<Parser> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    runtime
+        .load(&bytes)
+        .with_context(|| format!("{} is not a usable parser", path.display()))
+}
+
+fn exit_code(err: &InvokeError) -> u8 {
+    match err {
+        InvokeError::Rejected { .. } => exit::REJECTED,
+        InvokeError::Invalid(_) => exit::INVALID,
+        _ => exit::CRASHED,
+    }
+}
+
+/// The parser's own log goes to stderr, so that stdout stays the outcome's JSON.
+fn print_log(log: &InvocationLog) {
+    for line in &log.lines {
+        let level = match line.level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        eprintln!("parser {level}: {}", line.message);
+    }
+    if log.dropped > 0 {
+        eprintln!("parser log: {} more lines dropped", log.dropped);
+    }
+}
+
+fn parse_setting(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => bail!("expected KEY=VALUE, got `{text}`"),
+    }
+}

@@ -202,7 +202,10 @@ mod tests {
             body: vec![0xff, 0x00],
         };
         let value = serde_json::to_value(&response).unwrap();
-        assert_eq!(value, json!({"status": 200, "headers": [], "body_base64": "/wA="}));
+        assert_eq!(
+            value,
+            json!({"status": 200, "headers": [], "body_base64": "/wA="})
+        );
         assert_eq!(
             serde_json::from_value::<HttpResponse>(value).unwrap(),
             response

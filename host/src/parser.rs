@@ -6,7 +6,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use crate::contract::{self, ParserPre};
-use crate::error::LoadError;
+use crate::error::{LoadError, RefusedImport};
 use crate::limits::Limits;
 use crate::runtime::Runtime;
 use crate::sandbox::{ImportPolicy, Sandbox, import_policy};
@@ -54,29 +54,32 @@ impl Parser {
 }
 
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
-    for (name, _) in component.component_type().imports(engine) {
-        match import_policy(name) {
-            ImportPolicy::Granted => {}
-            ImportPolicy::Forbidden(reason) => {
-                return Err(LoadError::ForbiddenImport {
-                    name: name.to_owned(),
-                    reason,
-                });
-            }
-            ImportPolicy::OtherContractVersion => {
-                return Err(LoadError::ContractVersion {
-                    found: name.to_owned(),
-                    supported: contract::PACKAGE,
-                });
-            }
-            ImportPolicy::Unknown => {
-                return Err(LoadError::UnknownImport {
-                    name: name.to_owned(),
-                });
-            }
-        }
+    let refused: Vec<RefusedImport> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
+            let reason = match import_policy(name) {
+                ImportPolicy::Granted => return None,
+                ImportPolicy::Forbidden(reason) => reason.to_owned(),
+                ImportPolicy::OtherContractVersion => format!(
+                    "this host implements `{}`: rebuild the parser against it",
+                    contract::PACKAGE
+                ),
+                ImportPolicy::Unknown => "this host does not provide it; it provides \
+                    `telehook:parser/host` and the WASI basics a language runtime needs"
+                    .to_owned(),
+            };
+            Some(RefusedImport {
+                name: name.to_owned(),
+                reason,
+            })
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::RefusedImports(refused))
     }
-    Ok(())
 }
 
 fn check_export(engine: &Engine, component: &Component) -> Result<(), LoadError> {
@@ -84,9 +87,7 @@ fn check_export(engine: &Engine, component: &Component) -> Result<(), LoadError>
     let mut exports = ty.exports(engine);
     match exports.find(|(name, _)| *name == contract::EXPORT) {
         Some((_, export)) if matches!(export.ty, ComponentItem::ComponentFunc(_)) => Ok(()),
-        Some(_) => Err(LoadError::ExportMismatch(
-            "it is not a function".to_owned(),
-        )),
+        Some(_) => Err(LoadError::ExportMismatch("it is not a function".to_owned())),
         None => {
             let names: Vec<_> = ty.exports(engine).map(|(name, _)| name).collect();
             Err(LoadError::MissingExport {

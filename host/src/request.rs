@@ -144,7 +144,9 @@ mod tests {
     fn bad_request_files_say_what_is_wrong() {
         let err = |json| WebhookRequest::from_json(json).unwrap_err().to_string();
         assert!(err(r#"{"method": "POST"}"#).contains("missing field `url`"));
-        assert!(err(r#"{"method": "POST", "url": "/", "bdy": ""}"#).contains("unknown field `bdy`"));
+        assert!(
+            err(r#"{"method": "POST", "url": "/", "bdy": ""}"#).contains("unknown field `bdy`")
+        );
         assert!(
             err(r#"{"method": "POST", "url": "/", "body": "", "body_base64": ""}"#)
                 .contains("not both")

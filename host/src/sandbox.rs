@@ -259,13 +259,22 @@ mod tests {
 
     #[test]
     fn imports_are_decided_by_package_and_version() {
-        assert_eq!(import_policy("telehook:parser/host@0.1.0"), ImportPolicy::Granted);
-        assert_eq!(import_policy("telehook:parser/types@0.1.0"), ImportPolicy::Granted);
+        assert_eq!(
+            import_policy("telehook:parser/host@0.1.0"),
+            ImportPolicy::Granted
+        );
+        assert_eq!(
+            import_policy("telehook:parser/types@0.1.0"),
+            ImportPolicy::Granted
+        );
         assert_eq!(
             import_policy("telehook:parser/host@0.2.0"),
             ImportPolicy::OtherContractVersion
         );
-        assert_eq!(import_policy("wasi:cli/stderr@0.2.6"), ImportPolicy::Granted);
+        assert_eq!(
+            import_policy("wasi:cli/stderr@0.2.6"),
+            ImportPolicy::Granted
+        );
         assert!(matches!(
             import_policy("wasi:filesystem/preopens@0.2.6"),
             ImportPolicy::Forbidden(reason) if reason.contains("file system")
@@ -274,7 +283,10 @@ mod tests {
             import_policy("wasi:sockets/tcp@0.2.0"),
             ImportPolicy::Forbidden(_)
         ));
-        assert_eq!(import_policy("wasi:cli/stderr@0.3.0"), ImportPolicy::Unknown);
+        assert_eq!(
+            import_policy("wasi:cli/stderr@0.3.0"),
+            ImportPolicy::Unknown
+        );
         assert_eq!(import_policy("acme:evil/backdoor"), ImportPolicy::Unknown);
         assert_eq!(import_policy("plain-name"), ImportPolicy::Unknown);
     }

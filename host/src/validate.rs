@@ -171,8 +171,16 @@ impl Checker {
     }
 
     fn parties(&mut self, part: &str, parties: &Parties<'_>) {
-        self.phone(format!("{part}.src_phone"), parties.src_phone, MAX_PHONE_LEN);
-        self.phone(format!("{part}.dst_phone"), parties.dst_phone, MAX_PHONE_LEN);
+        self.phone(
+            format!("{part}.src_phone"),
+            parties.src_phone,
+            MAX_PHONE_LEN,
+        );
+        self.phone(
+            format!("{part}.dst_phone"),
+            parties.dst_phone,
+            MAX_PHONE_LEN,
+        );
         if let Some(ext) = parties.src_phone_ext {
             let field = format!("{part}.src_phone_ext");
             self.extension(&field, ext);
@@ -229,7 +237,10 @@ impl Checker {
         if !(200..=599).contains(&response.status) {
             self.fail(
                 "response.status",
-                format!("{} is not a final HTTP status (200 to 599)", response.status),
+                format!(
+                    "{} is not a final HTTP status (200 to 599)",
+                    response.status
+                ),
             );
         } else if matches!(response.status, 204 | 304) && !response.body.is_empty() {
             self.fail(
@@ -290,9 +301,7 @@ impl Checker {
         {
             self.fail(
                 field,
-                format!(
-                    "contains {bad:?}; allowed are visible ASCII, space and tab (no CR/LF)"
-                ),
+                format!("contains {bad:?}; allowed are visible ASCII, space and tab (no CR/LF)"),
             );
         }
     }
@@ -383,10 +392,7 @@ mod tests {
             vec![
                 ("event.src_phone", "must not be empty"),
                 ("event.dst_phone", "65 bytes is longer than the limit of 64"),
-                (
-                    "event.src_phone_ext",
-                    "only allowed when direction is `in`"
-                ),
+                ("event.src_phone_ext", "only allowed when direction is `in`"),
                 (
                     "event.dst_phone_ext",
                     "must not be empty (leave it out instead)"
@@ -398,7 +404,11 @@ mod tests {
                 ("event.call_id", "must not contain control characters"),
             ]
         );
-        assert!(violations.to_string().starts_with("event.src_phone: must not be empty; "));
+        assert!(
+            violations
+                .to_string()
+                .starts_with("event.src_phone: must not be empty; ")
+        );
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! The `telehook` binary, driven as a tenant would: `check` and `run` on real components built
+//! from source, every example's documented samples, and every way a component can be refused.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use telehook_test_artifacts::{FILE_READER, GENERIC_JSON, HOSTILE, WRONG_WORLD, component};
+
+const EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
+
+fn telehook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_telehook"))
+        .args(args)
+        .output()
+        .expect("the telehook binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("telehook-cli-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir is writable");
+    let path = dir.join(name);
+    fs::write(&path, bytes).expect("temp file is writable");
+    path
+}
+
+/// `--setting KEY=VALUE` for each entry of the example's `samples/settings.json`.
+fn settings_args(samples: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(samples.join("settings.json")) else {
+        return Vec::new();
+    };
+    let settings: serde_json::Map<String, Value> =
+        serde_json::from_str(&text).expect("settings.json is an object");
+    settings
+        .into_iter()
+        .map(|(key, value)| format!("--setting={key}={}", value.as_str().expect("a string")))
+        .collect()
+}
+
+#[test]
+fn every_example_sample_prints_its_documented_outcome() {
+    let mut checked = 0;
+    for example in EXAMPLES {
+        let samples = telehook_test_artifacts::example_dir(example).join("samples");
+        let settings = settings_args(&samples);
+        let mut requests: Vec<PathBuf> = fs::read_dir(&samples)
+            .expect("every example has samples")
+            .map(|entry| entry.expect("readable").path())
+            .filter(|path| path.to_string_lossy().ends_with(".request.json"))
+            .collect();
+        requests.sort();
+        assert!(!requests.is_empty(), "{example} has no samples");
+        for request in requests {
+            let expected_path = PathBuf::from(
+                request
+                    .to_string_lossy()
+                    .replace(".request.json", ".expected.json"),
+            );
+            let expected: Value = serde_json::from_str(
+                &fs::read_to_string(&expected_path)
+                    .unwrap_or_else(|_| panic!("{} is missing", expected_path.display())),
+            )
+            .expect("expected outcomes are JSON");
+            let mut args = vec![
+                "run",
+                "--module",
+                component(example),
+                "--request",
+                request.to_str().expect("UTF-8 path"),
+            ];
+            args.extend(settings.iter().map(String::as_str));
+            let output = telehook(&args);
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                request.display(),
+                stderr(&output)
+            );
+            let printed: Value =
+                serde_json::from_slice(&output.stdout).expect("run prints the outcome as JSON");
+            assert_eq!(printed, expected, "{}", request.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3);
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for example in EXAMPLES {
+        let output = telehook(&["check", component(example)]);
+        assert!(output.status.success(), "{example}: {}", stderr(&output));
+        assert!(String::from_utf8_lossy(&output.stdout).ends_with("fits the parser contract\n"));
+    }
+}
+
+fn check_refuses(path: &Path) -> String {
+    let output = telehook(&["check", path.to_str().expect("UTF-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    stderr(&output)
+}
+
+#[test]
+fn check_refuses_random_bytes() {
+    let bytes: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let message = check_refuses(&scratch_file("random.wasm", &bytes));
+    assert!(
+        message.ends_with(
+            "is not a usable parser: not a WebAssembly binary: it does not start with the \
+             `\\0asm` magic bytes\n"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_refuses_a_core_module() {
+    let core_module = b"\0asm\x01\0\0\0";
+    let message = check_refuses(&scratch_file("core.wasm", core_module));
+    assert!(
+        message.contains("this is a core WebAssembly module, not a component"),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_refuses_a_truncated_component() {
+    let bytes = fs::read(GENERIC_JSON).expect("built");
+    let message = check_refuses(&scratch_file("truncated.wasm", &bytes[..bytes.len() / 2]));
+    assert!(
+        message.contains("not a valid WebAssembly component: failed to parse"),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_refuses_a_component_of_another_world() {
+    let message = check_refuses(Path::new(WRONG_WORLD));
+    assert!(
+        message.contains(
+            "the component does not export `parse-webhook-request`; it was built for another \
+             world (it exports: run)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_refuses_a_component_that_imports_files() {
+    let message = check_refuses(Path::new(FILE_READER));
+    assert!(
+        message.contains("the component imports what parsers are not granted: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("/types@0.2.6` (parsers get no file system access)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`wasi:filesystem/preopens@0.2.6` (parsers get no file system access)"),
+        "{message}"
+    );
+}
+
+fn run_hostile(command: &str) -> Output {
+    let request = scratch_file(
+        &format!("{command}.request.json"),
+        format!(r#"{{"method": "POST", "url": "/hooks/hostile", "body": "{command}"}}"#).as_bytes(),
+    );
+    telehook(&[
+        "run",
+        "--module",
+        HOSTILE,
+        "--request",
+        request.to_str().expect("UTF-8 path"),
+    ])
+}
+
+#[test]
+fn run_reports_a_trapping_parser_with_exit_code_4() {
+    let output = run_hostile("panic");
+    assert_eq!(output.status.code(), Some(4));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert!(
+        message.contains("error: the parser crashed: panicked at tests/guests/hostile/src/lib.rs:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn run_reports_an_invalid_event_with_exit_code_5() {
+    let output = run_hostile("invalid");
+    assert_eq!(output.status.code(), Some(5));
+    assert!(
+        stderr(&output).contains(
+            "error: the parser returned an invalid result: event.src_phone: must not be empty; \
+             event.src_phone_ext: only allowed when direction is `in`; response.status: 99 is \
+             not a final HTTP status (200 to 599); response.headers[0].value: contains '\\r'; \
+             allowed are visible ASCII, space and tab (no CR/LF)\n"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn run_reports_a_refusal_with_exit_code_3() {
+    let output = run_hostile("no-such-command");
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output)
+            .contains("error: the parser refused the request: unknown command `no-such-command`")
+    );
+}
+
+#[test]
+fn run_names_what_is_wrong_with_a_request_file() {
+    let request = scratch_file("bad.request.json", br#"{"method": "POST", "uri": "/"}"#);
+    let output = telehook(&[
+        "run",
+        "--module",
+        GENERIC_JSON,
+        "--request",
+        request.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the request file is not valid: unknown field `uri`"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,79 @@
+//! A parser that misbehaves on command: the request body names what to do. One component
+//! covers every runtime failure the host must contain.
+
+use std::hint::black_box;
+
+use telehook_guest::prelude::*;
+
+struct Hostile;
+
+impl Parser for Hostile {
+    fn parse(request: Request) -> Result<ParseResult, ParseError> {
+        match request.body_text()? {
+            "panic" => panic!("hostile parser panicked on purpose"),
+            "loop" => loop {
+                black_box(());
+            },
+            "alloc" => {
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "recurse" => Ok(ParseResult::with_response(Response::new(
+                200 + recurse(black_box(u32::MAX)) as u16,
+            ))),
+            "smash-stack" => Ok(ParseResult::with_response(Response::new(smash_stack(1)))),
+            "invalid" => Ok(invalid()),
+            "huge" => Ok(ParseResult::with_response(
+                Response::new(200).with_body(vec![b'x'; 1 << 20]),
+            )),
+            "log" => {
+                for line in 0..1000 {
+                    log::info(&format!("line {line}"));
+                }
+                Ok(ParseResult::empty())
+            }
+            "print" => {
+                println!("to stdout");
+                eprintln!("to stderr");
+                Ok(ParseResult::empty())
+            }
+            "setting" => {
+                let phone = settings::require("phone")?;
+                Ok(ParseResult::with_event(TelephonyEvent::new(
+                    EventType::NotifyStart,
+                    Direction::In,
+                    phone,
+                    "101",
+                )))
+            }
+            other => Err(ParseError::new(format!("unknown command `{other}`"))),
+        }
+    }
+}
+
+/// Small frames: the wasm stack runs out first, which the host reports as a stack overflow.
+fn recurse(depth: u32) -> u32 {
+    if depth == 0 {
+        return 0;
+    }
+    black_box(recurse(depth - 1)).wrapping_add(1)
+}
+
+/// Large frames kept in linear memory: Rust's shadow stack runs out first and the guest writes
+/// below its memory, which the host reports as a crash.
+fn smash_stack(depth: u16) -> u16 {
+    let frame = black_box([depth; 512]);
+    smash_stack(frame[depth as usize % 512].wrapping_add(1)).wrapping_add(frame[0])
+}
+
+/// Breaks one rule of every kind the validator knows.
+fn invalid() -> ParseResult {
+    let mut event = TelephonyEvent::new(EventType::NotifyStart, Direction::Out, "", "101");
+    event.src_phone_ext = Some("102".into());
+    ParseResult::with_event(event)
+        .and_response(Response::new(99).with_header("x-injected", "a\r\nset-cookie: stolen=1"))
+}
+
+telehook_guest::export_parser!(Hostile);

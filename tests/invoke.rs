@@ -1,0 +1,173 @@
+//! The host library against real guests built from source: every runtime failure a parser can
+//! cause is contained in its instance and reported as the typed error it is.
+
+use std::sync::{Arc, OnceLock};
+
+use telehook::outcome::{Direction, EventType};
+use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
+use telehook_test_artifacts::HOSTILE;
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(Limits::default()).expect("the default limits are valid"))
+}
+
+fn hostile() -> &'static Parser {
+    static PARSER: OnceLock<Parser> = OnceLock::new();
+    PARSER.get_or_init(|| {
+        let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
+        runtime()
+            .load(&bytes)
+            .expect("the hostile guest fits the contract")
+    })
+}
+
+fn command(body: &str) -> WebhookRequest {
+    WebhookRequest::new("POST", "/hooks/hostile", [], body.as_bytes().to_vec())
+}
+
+fn invoke(body: &str) -> telehook::Invocation {
+    hostile().invoke(&command(body), Arc::new(Settings::new()))
+}
+
+#[test]
+fn panic_is_a_trap_carrying_the_panic_message() {
+    let err = invoke("panic").result.unwrap_err();
+    let InvokeError::Trap { message } = &err else {
+        panic!("expected a trap, got {err:?}");
+    };
+    assert!(
+        message.starts_with("panicked at tests/guests/hostile/src/lib.rs:"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("hostile parser panicked on purpose"),
+        "{message}"
+    );
+}
+
+#[test]
+fn infinite_loop_is_stopped_at_the_deadline() {
+    let err = invoke("loop").result.unwrap_err();
+    assert!(
+        matches!(err, InvokeError::Timeout { limit } if limit == Limits::default().timeout),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the parser ran longer than its limit of 50 ms and was stopped"
+    );
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let err = invoke("alloc").result.unwrap_err();
+    assert!(
+        matches!(err, InvokeError::MemoryLimit { limit_bytes } if limit_bytes == 32 << 20),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn unbounded_recursion_is_a_stack_overflow() {
+    let err = invoke("recurse").result.unwrap_err();
+    assert!(matches!(err, InvokeError::StackOverflow), "{err:?}");
+}
+
+#[test]
+fn shadow_stack_overflow_is_a_crash_not_a_host_failure() {
+    let err = invoke("smash-stack").result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the parser crashed: wasm trap: out of bounds memory access"
+    );
+}
+
+#[test]
+fn invalid_result_lists_every_broken_rule() {
+    let err = invoke("invalid").result.unwrap_err();
+    let InvokeError::Invalid(violations) = &err else {
+        panic!("expected violations, got {err:?}");
+    };
+    let fields: Vec<&str> = violations.0.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "event.src_phone",
+            "event.src_phone_ext",
+            "response.status",
+            "response.headers[0].value",
+        ]
+    );
+}
+
+#[test]
+fn oversized_output_is_refused() {
+    let err = invoke("huge").result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the parser returned an invalid result: response.body: 1048576 bytes is longer than \
+         the limit of 65536"
+    );
+}
+
+#[test]
+fn log_spam_is_bounded() {
+    let invocation = invoke("log");
+    assert!(invocation.result.is_ok());
+    assert_eq!(invocation.log.lines.len(), Limits::default().log_lines);
+    assert_eq!(invocation.log.lines[0].message, "line 0");
+    assert_eq!(invocation.log.dropped, 1000 - Limits::default().log_lines);
+}
+
+#[test]
+fn stdout_and_stderr_are_captured_into_the_log() {
+    let invocation = invoke("print");
+    let messages: Vec<&str> = invocation
+        .log
+        .lines
+        .iter()
+        .map(|line| line.message.as_str())
+        .collect();
+    assert_eq!(messages, ["to stdout", "to stderr"]);
+}
+
+#[test]
+fn settings_reach_the_parser_and_missing_ones_are_named() {
+    let settings: Settings = [("phone", "+79161234567")].into_iter().collect();
+    let outcome = hostile()
+        .invoke(&command("setting"), Arc::new(settings))
+        .result
+        .expect("the setting is there");
+    let event = outcome.event.expect("an event");
+    assert_eq!(event.src_phone, "+79161234567");
+    assert_eq!(
+        (event.event, event.direction),
+        (EventType::NotifyStart, Direction::In)
+    );
+
+    let err = invoke("setting").result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the parser refused the request: the integration setting `phone` is not set"
+    );
+}
+
+#[test]
+fn a_failed_instance_leaves_the_parser_usable() {
+    for body in ["panic", "loop", "alloc", "recurse", "smash-stack"] {
+        assert!(invoke(body).result.is_err());
+        let after = invoke("log").result;
+        assert!(after.is_ok(), "after `{body}`: {after:?}");
+    }
+}
+
+#[test]
+fn parsers_are_shared_across_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(|| (0..25).all(|_| invoke("print").result.is_ok())))
+        .collect();
+    for thread in threads {
+        assert!(thread.join().expect("no panic"));
+    }
+}

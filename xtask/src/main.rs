@@ -1,0 +1,151 @@
+//! Project automation, so that the README's quick start is two commands on a fresh machine.
+//!
+//! - `cargo xtask demo`: build the example parsers from source and run every sample request
+//!   through the `telehook` CLI, printing each outcome.
+//! - `cargo xtask test`: the whole test suite (which builds every guest from source).
+//!
+//! Both first make sure the `wasm32-wasip2` target is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+const GUEST_PROFILE: &str = "guest";
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?
+        .to_path_buf();
+    match task.as_str() {
+        "demo" => demo(&root),
+        "test" => test(&root),
+        _ => bail!("usage: cargo xtask <demo|test>"),
+    }
+}
+
+fn test(root: &Path) -> Result<()> {
+    ensure_guest_target()?;
+    run(Command::new(cargo()).current_dir(root).arg("test"))
+}
+
+fn demo(root: &Path) -> Result<()> {
+    ensure_guest_target()?;
+    let examples = examples(root)?;
+    let mut build = Command::new(cargo());
+    build
+        .current_dir(root)
+        .args([
+            "build",
+            "--target",
+            GUEST_TARGET,
+            "--profile",
+            GUEST_PROFILE,
+        ])
+        .args(["--target-dir", "target/guests"]);
+    for example in &examples {
+        build.args(["--package", example]);
+    }
+    run(&mut build)?;
+    run(Command::new(cargo())
+        .current_dir(root)
+        .args(["build", "--package", "telehook"]))?;
+
+    let telehook = root.join("target/debug/telehook");
+    let components = root
+        .join("target/guests")
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE);
+    for example in &examples {
+        let module = components.join(format!("{}.wasm", example.replace('-', "_")));
+        let samples = root.join("examples").join(example).join("samples");
+        let settings = settings_args(&samples)?;
+        for request in requests_in(&samples)? {
+            let name = request.file_name().unwrap_or_default().to_string_lossy();
+            println!("\n=== {example}: {name}");
+            let mut command = Command::new(&telehook);
+            command
+                .arg("run")
+                .arg("--module")
+                .arg(&module)
+                .arg("--request")
+                .arg(&request)
+                .args(&settings);
+            // A sample may show a refusal on purpose: print the verdict, do not stop.
+            let status = command.status().context("running telehook")?;
+            if !status.success() {
+                println!("(exit code {})", status.code().unwrap_or(-1));
+            }
+        }
+    }
+    println!("\nThe components are in {}", components.display());
+    Ok(())
+}
+
+/// `samples/settings.json` holds the integration settings the samples were signed with.
+fn settings_args(samples: &Path) -> Result<Vec<String>> {
+    let path = samples.join("settings.json");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let settings: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    settings
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(value) => Ok(format!("--setting={key}={value}")),
+            _ => bail!("{}: setting `{key}` must be a string", path.display()),
+        })
+        .collect()
+}
+
+/// Every crate under `examples/`; each folder is named after its crate.
+fn examples(root: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("examples"))?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("Cargo.toml").exists())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn requests_in(samples: &Path) -> Result<Vec<PathBuf>> {
+    let mut requests: Vec<PathBuf> = std::fs::read_dir(samples)
+        .with_context(|| format!("reading {}", samples.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".request.json"))
+        .collect();
+    requests.sort();
+    Ok(requests)
+}
+
+fn ensure_guest_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup (the guests need the wasm32-wasip2 target)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == GUEST_TARGET)
+    {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", GUEST_TARGET]))
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(status.success(), "{command:?} failed with {status}");
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
