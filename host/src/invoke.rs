@@ -54,10 +54,19 @@ impl Parser {
             }),
             Err(err) => Err(self.classify(&err, store.data())),
         };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros(), "parser invocation done"),
+            Err(err) => tracing::warn!(
+                kind = err.kind(),
+                elapsed_us = elapsed.as_micros(),
+                "parser invocation failed: {err}"
+            ),
+        }
         Invocation {
             result,
             log: store.into_data().into_log(),
-            elapsed: started.elapsed(),
+            elapsed,
         }
     }
 

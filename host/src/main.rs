@@ -58,7 +58,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TELEHOOK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // The CLI prints failures itself; the library's warnings would repeat them.
+                .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -1,0 +1,79 @@
+//! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
+//! the same parse done natively (serde_json into the same shape, then the same validation).
+//!
+//! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde::Deserialize;
+use telehook::outcome::{Direction, Disposition, EventType, Outcome, TelephonyEvent};
+use telehook::{Limits, Runtime, Settings, WebhookRequest, validate::validate};
+
+/// The ~80-byte body of PERF-NOTES.md, so that the figures compare.
+const BODY: &str =
+    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Notification {
+    call_id: Option<String>,
+    src_phone: String,
+    dst_phone: String,
+}
+
+/// What the `generic-json` guest does, compiled into the host.
+fn native_parse(request: &WebhookRequest) -> Outcome {
+    let notification: Notification =
+        serde_json::from_slice(&request.body).expect("the benchmark body is valid");
+    let outcome = Outcome {
+        event: Some(TelephonyEvent {
+            event: EventType::NotifyStart,
+            direction: Direction::In,
+            disposition: Disposition::Unknown,
+            src_phone: notification.src_phone,
+            src_phone_ext: None,
+            dst_phone: notification.dst_phone,
+            dst_phone_ext: None,
+            call_id: notification.call_id,
+        }),
+        call_record: None,
+        response: None,
+    };
+    validate(&outcome).expect("the benchmark outcome is valid");
+    outcome
+}
+
+fn invocation(c: &mut Criterion) {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let bytes = std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built by the setup");
+    let parser = runtime.load(&bytes).expect("generic-json fits the contract");
+    let request = WebhookRequest::new(
+        "POST",
+        "/hooks/generic-json",
+        [("content-type".to_owned(), "application/json".to_owned())],
+        BODY.as_bytes().to_vec(),
+    );
+    let settings = Arc::new(Settings::new());
+    assert_eq!(
+        parser.invoke(&request, settings.clone()).result.ok(),
+        Some(native_parse(&request)),
+        "the guest and the native baseline must agree before they are compared"
+    );
+
+    let mut group = c.benchmark_group("generic-json");
+    group.bench_function("wasm fresh instance + call + validate", |b| {
+        b.iter(|| {
+            let invocation = parser.invoke(black_box(&request), settings.clone());
+            black_box(invocation.result.is_ok())
+        });
+    });
+    group.bench_function("native parse + validate", |b| {
+        b.iter(|| black_box(native_parse(black_box(&request))));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, invocation);
+criterion_main!(benches);
