@@ -44,7 +44,7 @@ pub mod verify;
 #[doc(hidden)]
 pub mod bindings {
     //! Generated from the contract in `wit/`; parsers use the re-exports at the crate root.
-    #![allow(missing_docs)]
+    #![allow(missing_docs, clippy::too_many_arguments)]
     wit_bindgen::generate!({
         world: "parser",
         path: "../wit",

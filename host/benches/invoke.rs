@@ -48,7 +48,9 @@ fn native_parse(request: &WebhookRequest) -> Outcome {
 fn invocation(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
     let bytes = std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built by the setup");
-    let parser = runtime.load(&bytes).expect("generic-json fits the contract");
+    let parser = runtime
+        .load(&bytes)
+        .expect("generic-json fits the contract");
     let request = WebhookRequest::new(
         "POST",
         "/hooks/generic-json",

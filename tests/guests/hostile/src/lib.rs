@@ -63,6 +63,7 @@ fn recurse(depth: u32) -> u32 {
 
 /// Large frames kept in linear memory: Rust's shadow stack runs out first and the guest writes
 /// below its memory, which the host reports as a crash.
+#[allow(unconditional_recursion)]
 fn smash_stack(depth: u16) -> u16 {
     let frame = black_box([depth; 512]);
     smash_stack(frame[depth as usize % 512].wrapping_add(1)).wrapping_add(frame[0])
