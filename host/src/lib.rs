@@ -25,31 +25,26 @@
 //!
 //! The modules follow a request's path:
 //! - [`request`]: the provider's request in the contract's shape;
-//! - `runtime` and `parser`: the engine, and loading a component with every check it needs;
-//! - `sandbox`: what a running parser can reach (settings, a log, nothing else);
-//! - `invoke`: one request in one fresh instance, failures classified;
+//! - [`engine`]: the WebAssembly side: the runtime, loading a component with every check it
+//!   needs, what a running parser can reach (settings, a log, nothing else), and one request in
+//!   one fresh instance with its failures classified;
 //! - [`validate`]: the rules a result must follow;
 //! - [`outcome`]: the result in the platform's terms.
 
 #![deny(missing_docs)]
 
-mod contract;
+pub mod engine;
 pub mod error;
-mod invoke;
-pub mod limits;
-pub mod log;
 pub mod outcome;
-mod parser;
 pub mod request;
-mod runtime;
-mod sandbox;
 pub mod validate;
 
+pub use engine::invoke::Invocation;
+pub use engine::limits::Limits;
+pub use engine::log::{InvocationLog, LogLevel, LogLine};
+pub use engine::parser::Parser;
+pub use engine::runtime::Runtime;
+pub use engine::sandbox::Settings;
 pub use error::{InvokeError, LoadError, RefusedImport, RequestError, RuntimeError};
-pub use invoke::Invocation;
-pub use limits::Limits;
 pub use outcome::Outcome;
-pub use parser::Parser;
 pub use request::WebhookRequest;
-pub use runtime::Runtime;
-pub use sandbox::Settings;

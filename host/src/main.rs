@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser as _, Subcommand};
-use telehook::log::{InvocationLog, LogLevel};
-use telehook::{InvokeError, Limits, Parser, Runtime, WebhookRequest};
+use telehook::{InvocationLog, InvokeError, Limits, LogLevel, Parser, Runtime, WebhookRequest};
 
 /// Exit codes, so that scripts can tell a broken setup from a parser's verdict.
 mod exit {

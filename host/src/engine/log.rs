@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::contract;
+use crate::engine::contract;
 
 /// How much a log line matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -20,9 +20,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::contract;
-use crate::limits::Limits;
-use crate::log::{InvocationLog, LogLevel};
+use crate::engine::contract;
+use crate::engine::limits::Limits;
+use crate::engine::log::{InvocationLog, LogLevel};
 
 /// An integration's settings (API keys, secrets), as its parser reads them.
 ///

@@ -5,11 +5,11 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use crate::contract::{self, ParserPre};
+use crate::engine::contract::{self, ParserPre};
+use crate::engine::limits::Limits;
+use crate::engine::runtime::Runtime;
+use crate::engine::sandbox::{ImportPolicy, Sandbox, import_policy};
 use crate::error::{LoadError, RefusedImport};
-use crate::limits::Limits;
-use crate::runtime::Runtime;
-use crate::sandbox::{ImportPolicy, Sandbox, import_policy};
 
 /// A compiled, checked and pre-linked parser, ready for [`Parser::invoke`].
 ///

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
-use crate::contract::telehook::parser::types as wit;
+use crate::engine::contract::telehook::parser::types as wit;
+use crate::engine::log::InvocationLog;
+use crate::engine::parser::Parser;
+use crate::engine::sandbox::{Sandbox, Settings};
 use crate::error::InvokeError;
-use crate::log::InvocationLog;
 use crate::outcome::Outcome;
-use crate::parser::Parser;
 use crate::request::WebhookRequest;
-use crate::sandbox::{Sandbox, Settings};
 use crate::validate::validate;
 
 /// What one invocation produced: the validated outcome or the reason there is none, with the

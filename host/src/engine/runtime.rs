@@ -6,10 +6,10 @@ use std::thread;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::engine::limits::{EPOCH_TICK, Limits};
+use crate::engine::parser::Parser;
+use crate::engine::sandbox::{self, Sandbox};
 use crate::error::{LoadError, RuntimeError};
-use crate::limits::{EPOCH_TICK, Limits};
-use crate::parser::Parser;
-use crate::sandbox::{self, Sandbox};
 
 /// Core instances one parser component may contain: its code plus the small shim modules the
 /// component model adds around imports.
