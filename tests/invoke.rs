@@ -2,24 +2,42 @@
 //! cause is contained in its instance and reported as the typed error it is.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use telehook::outcome::{Direction, EventType};
 use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
 use telehook_test_artifacts::HOSTILE;
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(Limits::default()).expect("the default limits are valid"))
+/// The deadline is wall-clock time, and tests share two cores: every case but the deadline
+/// ones runs under a deadline no honest parse can miss, so that only the behaviour under test
+/// decides the outcome.
+const GENEROUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Loads the hostile parser. It keeps its engine, and so the deadline clock, alive after the
+/// runtime that loaded it is dropped.
+fn load_hostile(limits: Limits) -> Parser {
+    let runtime = Runtime::new(limits).expect("the limits are valid");
+    let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
+    runtime
+        .load(&bytes)
+        .expect("the hostile guest fits the contract")
 }
 
+/// The hostile parser under the default limits but a generous deadline.
 fn hostile() -> &'static Parser {
     static PARSER: OnceLock<Parser> = OnceLock::new();
     PARSER.get_or_init(|| {
-        let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
-        runtime()
-            .load(&bytes)
-            .expect("the hostile guest fits the contract")
+        load_hostile(Limits {
+            timeout: GENEROUS_TIMEOUT,
+            ..Limits::default()
+        })
     })
+}
+
+/// The hostile parser under the default limits, deadline included.
+fn hostile_default_deadline() -> &'static Parser {
+    static PARSER: OnceLock<Parser> = OnceLock::new();
+    PARSER.get_or_init(|| load_hostile(Limits::default()))
 }
 
 fn command(body: &str) -> WebhookRequest {
@@ -48,7 +66,10 @@ fn panic_is_a_trap_carrying_the_panic_message() {
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
-    let err = invoke("loop").result.unwrap_err();
+    let err = hostile_default_deadline()
+        .invoke(&command("loop"), Arc::new(Settings::new()))
+        .result
+        .unwrap_err();
     assert!(
         matches!(err, InvokeError::Timeout { limit } if limit == Limits::default().timeout),
         "{err:?}"
@@ -155,9 +176,16 @@ fn settings_reach_the_parser_and_missing_ones_are_named() {
 
 #[test]
 fn a_failed_instance_leaves_the_parser_usable() {
+    let parser = hostile_default_deadline();
+    let settings = Arc::new(Settings::new());
     for body in ["panic", "loop", "alloc", "recurse", "smash-stack"] {
-        assert!(invoke(body).result.is_err());
-        let after = invoke("log").result;
+        assert!(
+            parser
+                .invoke(&command(body), settings.clone())
+                .result
+                .is_err()
+        );
+        let after = parser.invoke(&command("log"), settings.clone()).result;
         assert!(after.is_ok(), "after `{body}`: {after:?}");
     }
 }
