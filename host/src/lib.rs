@@ -37,6 +37,8 @@ pub mod engine;
 pub mod error;
 pub mod outcome;
 pub mod request;
+pub mod server;
+pub mod service;
 pub mod validate;
 
 pub use engine::invoke::Invocation;

@@ -35,20 +35,51 @@ impl Parser {
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::CoreModule);
         }
+        let component = Component::new(runtime.engine(), bytes)
+            .map_err(|err| LoadError::Invalid(format!("{err:#}")))?;
+        Self::from_component(runtime, &component)
+    }
+
+    /// Loads an artifact made by [`Parser::precompiled`], skipping compilation.
+    ///
+    /// # Safety
+    /// The artifact is native code that is run as is: it must come from
+    /// [`Parser::precompiled`] (of any engine; an incompatible one is refused) and must not
+    /// have been altered since, e.g. because it is kept in storage only this host writes.
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn load_precompiled(
+        runtime: &Runtime,
+        artifact: &[u8],
+    ) -> Result<Self, LoadError> {
+        // SAFETY: the caller guarantees the artifact's origin, as this function's contract says.
+        let component = unsafe { Component::deserialize(runtime.engine(), artifact) }
+            .map_err(|err| LoadError::Invalid(format!("{err:#}")))?;
+        Self::from_component(runtime, &component)
+    }
+
+    /// The compiled parser as bytes, for [`Runtime::load_precompiled`] after a restart.
+    pub fn precompiled(&self) -> Result<Vec<u8>, LoadError> {
+        self.pre
+            .instance_pre()
+            .component()
+            .serialize()
+            .map_err(|err| LoadError::Invalid(format!("{err:#}")))
+    }
+
+    /// The checks every component passes, however it was obtained.
+    fn from_component(runtime: &Runtime, component: &Component) -> Result<Self, LoadError> {
         let engine = runtime.engine();
-        let component =
-            Component::new(engine, bytes).map_err(|err| LoadError::Invalid(format!("{err:#}")))?;
-        check_imports(engine, &component)?;
-        check_export(engine, &component)?;
+        check_imports(engine, component)?;
+        check_export(engine, component)?;
         let instance_pre = runtime
             .linker()
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
         let pre = ParserPre::new(instance_pre)
             .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
         Ok(Self {
             pre,
-            limits: limits.clone(),
+            limits: runtime.limits().clone(),
         })
     }
 }

@@ -50,6 +50,18 @@ impl Runtime {
         Parser::load(self, bytes)
     }
 
+    /// Loads a parser from an artifact made by [`Parser::precompiled`], skipping compilation;
+    /// an artifact from an incompatible engine is refused, and the caller compiles instead.
+    ///
+    /// # Safety
+    /// The artifact is native code run as is: it must come from [`Parser::precompiled`] and
+    /// must not have been altered since (keep it where only this host writes).
+    #[allow(unsafe_code)]
+    pub unsafe fn load_precompiled(&self, artifact: &[u8]) -> Result<Parser, LoadError> {
+        // SAFETY: forwarded from this function's own contract.
+        unsafe { Parser::load_precompiled(self, artifact) }
+    }
+
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -45,6 +45,16 @@ impl Settings {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }
+
+    /// The keys that are set, in order: what the admin API shows of secrets.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The values, for redacting them from anything shown to people.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.values().map(String::as_str)
+    }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Settings {

@@ -1,8 +1,11 @@
-//! `telehook`: the tenant's development loop for webhook parsers.
+//! `telehook`: the webhook server, and the tenant's development loop for parsers.
 //!
+//! - `telehook serve`: the multi-tenant webhook server with its admin API;
 //! - `telehook check PARSER.wasm`: does this component fit the contract?
 //! - `telehook run --module PARSER.wasm --request REQUEST.json [--setting KEY=VALUE]...`: run
 //!   the parser on one request and print the validated outcome as JSON.
+
+mod config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +13,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser as _, Subcommand};
+use telehook::server;
+use telehook::service::{Service, ServiceConfig};
 use telehook::{InvocationLog, InvokeError, Limits, LogLevel, Parser, Runtime, WebhookRequest};
+use tokio::net::TcpListener;
 
 /// Exit codes, so that scripts can tell a broken setup from a parser's verdict.
 mod exit {
@@ -34,6 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve webhooks and the admin API.
+    Serve(config::ServeArgs),
     /// Check that a component implements the parser contract and imports nothing forbidden.
     Check {
         /// The parser component (.wasm).
@@ -54,15 +62,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs what it does; `check` and `run` print failures themselves, and the
+    // library's warnings would repeat them.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TELEHOOK_LOG")
-                // The CLI prints failures itself; the library's warnings would repeat them.
-                .unwrap_or_else(|_| "error".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse().command) {
+    match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -72,10 +86,14 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<ExitCode> {
-    let runtime = Runtime::new(Limits::default())?;
     match command {
+        Command::Serve(args) => {
+            let config = config::ServeConfig::resolve(args)?;
+            tokio::runtime::Runtime::new()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { module } => {
-            load(&runtime, &module)?;
+            load(&Runtime::new(Limits::default())?, &module)?;
             println!("{}: fits the parser contract", module.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -84,7 +102,7 @@ fn run(command: Command) -> Result<ExitCode> {
             request,
             settings,
         } => {
-            let parser = load(&runtime, &module)?;
+            let parser = load(&Runtime::new(Limits::default())?, &module)?;
             let json = std::fs::read_to_string(&request)
                 .with_context(|| format!("cannot read {}", request.display()))?;
             let request = WebhookRequest::from_json(&json)
@@ -102,6 +120,52 @@ fn run(command: Command) -> Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+async fn serve(config: config::ServeConfig) -> Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let url = server::local_url(&listener)?;
+    let first_start = !config.data_dir.join("admin-token").exists();
+    let service = Service::open(ServiceConfig {
+        data_dir: config.data_dir.clone(),
+        public_url: config.public_url.unwrap_or_else(|| url.clone()),
+        limits: config.limits,
+    })
+    .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
+    println!("telehook listening on {url}");
+    println!("data directory: {}", config.data_dir.display());
+    if first_start {
+        println!(
+            "admin token (also in the data directory): {}",
+            service.admin_token()
+        );
+    }
+    server::serve(listener, Arc::new(service), config.http, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }
 

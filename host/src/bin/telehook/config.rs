@@ -1,0 +1,96 @@
+//! `telehook serve`'s configuration: flags, then environment variables, then a TOML file,
+//! then the embedded defaults (loopback, `./telehook-data`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use telehook::Limits;
+use telehook::server::HttpLimits;
+
+/// The default listening address: loopback only, until an operator decides otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "telehook-data";
+
+/// The flags of `telehook serve`; each also reads an environment variable.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (flags and environment win).
+    #[arg(long, env = "TELEHOOK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8700].
+    #[arg(long, env = "TELEHOOK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where the registry, components and admin token live [default: ./telehook-data].
+    #[arg(long, env = "TELEHOOK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The base of the webhook URLs shown to admins [default: the listening URL].
+    #[arg(long, env = "TELEHOOK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The largest webhook body in bytes [default: 1048576].
+    #[arg(long, env = "TELEHOOK_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// The time a parser may run, in milliseconds [default: 50].
+    #[arg(long, env = "TELEHOOK_PARSER_TIMEOUT_MS")]
+    pub parser_timeout_ms: Option<u64>,
+}
+
+/// The same settings in the configuration file.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    parser_timeout_ms: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    pub http: HttpLimits,
+    pub limits: Limits,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: ServeArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut http = HttpLimits::default();
+        if let Some(max) = args.max_body_bytes.or(file.max_body_bytes) {
+            http.max_body_bytes = max;
+        }
+        let mut limits = Limits::default();
+        if let Some(ms) = args.parser_timeout_ms.or(file.parser_timeout_ms) {
+            limits.timeout = Duration::from_millis(ms);
+        }
+        Ok(Self {
+            listen: match args.listen.or(file.listen) {
+                Some(listen) => listen,
+                None => DEFAULT_LISTEN.parse()?,
+            },
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            public_url: args.public_url.or(file.public_url),
+            http,
+            limits,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+}

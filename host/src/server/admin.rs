@@ -1,0 +1,552 @@
+//! The admin API: JSON over HTTP with bearer tokens. The admin token manages everything; a
+//! tenant's token manages that tenant's integrations only, and another tenant's look to it as
+//! if they did not exist.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::body::{ApiError, read};
+use crate::request::WebhookRequest;
+use crate::service::registry::{Binding, Integration};
+use crate::service::{Principal, ServiceError, tokens};
+
+/// The largest JSON body the admin API reads.
+const MAX_JSON_BYTES: usize = 1 << 20;
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn routes() -> axum::Router<AppState> {
+    let integration = "/tenants/{tenant}/integrations/{integration}";
+    axum::Router::new()
+        .route("/tenants", post(create_tenant).get(list_tenants))
+        .route("/tenants/{tenant}", axum::routing::delete(delete_tenant))
+        .route(
+            "/tenants/{tenant}/integrations",
+            post(create_integration).get(list_integrations),
+        )
+        .route(
+            integration,
+            get(show_integration).delete(delete_integration),
+        )
+        .route(
+            &format!("{integration}/versions"),
+            post(upload_version).get(list_versions),
+        )
+        .route(
+            &format!("{integration}/versions/{{version}}/activate"),
+            post(activate),
+        )
+        .route(
+            &format!("{integration}/versions/{{version}}/test"),
+            post(test_version),
+        )
+        .route(&format!("{integration}/rollback"), post(rollback))
+        .route(
+            &format!("{integration}/settings"),
+            get(show_settings).patch(update_settings),
+        )
+        .route(
+            &format!("{integration}/bindings"),
+            get(show_bindings).put(replace_bindings),
+        )
+        .route(&format!("{integration}/webhook"), get(show_webhook))
+        .route(
+            &format!("{integration}/webhook/regenerate"),
+            post(regenerate_webhook),
+        )
+        .route(&format!("{integration}/events"), get(list_events))
+        .route(&format!("{integration}/invocations"), get(list_invocations))
+}
+
+/// `/metrics` in Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.service.metrics(),
+    )
+        .into_response()
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        let status = match &err {
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Component(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("admin API: {err}");
+        }
+        ApiError(status, err.to_string())
+    }
+}
+
+/// The caller, from `Authorization: Bearer TOKEN`.
+struct Caller(Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |message: &str| ApiError(StatusCode::UNAUTHORIZED, message.to_owned());
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer TOKEN`"))?;
+        match state.service.authenticate(token.trim())? {
+            Some(principal) => Ok(Self(principal)),
+            None => Err(unauthorized("unknown token")),
+        }
+    }
+}
+
+impl Caller {
+    fn admin(&self, action: &'static str) -> Result<(), ApiError> {
+        match self.0 {
+            Principal::Admin => Ok(()),
+            Principal::Tenant(_) => Err(ServiceError::Forbidden(action).into()),
+        }
+    }
+}
+
+/// Reads a JSON body, naming what is wrong with it (unknown fields included) as a 400.
+async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read(headers, body, MAX_JSON_BYTES, state.limits.body_timeout).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
+}
+
+/// Ids appear in URLs: lower-case letters, digits, `-` and `_`, 1 to 64 characters.
+fn check_id(kind: &str, id: &str) -> Result<(), ApiError> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{kind} id `{id}` must be 1 to 64 of a-z, 0-9, `-` and `_`"),
+        ))
+    }
+}
+
+fn created(value: Value) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+fn ok(value: Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: String,
+    name: Option<String>,
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    caller.admin("create tenants")?;
+    let new: NewTenant = json_body(&state, &headers, body).await?;
+    check_id("tenant", &new.id)?;
+    let token = tokens::generate().map_err(ServiceError::from)?;
+    let name = new.name.unwrap_or_else(|| new.id.clone());
+    let tenant = state
+        .service
+        .registry()
+        .create_tenant(&new.id, &name, &tokens::hash(&token))
+        .map_err(ServiceError::from)?;
+    created(json!({
+        "id": tenant.id,
+        "name": tenant.name,
+        "created_at": tenant.created_at,
+        "token": token,
+    }))
+}
+
+async fn list_tenants(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    caller.admin("list tenants")?;
+    let tenants = state
+        .service
+        .registry()
+        .tenants()
+        .map_err(ServiceError::from)?;
+    ok(json!(tenants))
+}
+
+async fn delete_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult {
+    caller.admin("delete tenants")?;
+    state.service.delete_tenant(&tenant)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn integration_json(state: &AppState, integration: &Integration) -> Value {
+    json!({
+        "id": integration.id,
+        "tenant_id": integration.tenant_id,
+        "name": integration.name,
+        "active_version": integration.active_version,
+        "created_at": integration.created_at,
+        "webhook_url": state.service.webhook_url(integration),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewIntegration {
+    id: String,
+    name: Option<String>,
+}
+
+async fn create_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    state.service.authorize_tenant(&caller.0, &tenant)?;
+    let new: NewIntegration = json_body(&state, &headers, body).await?;
+    check_id("integration", &new.id)?;
+    let token = tokens::generate().map_err(ServiceError::from)?;
+    let name = new.name.unwrap_or_else(|| new.id.clone());
+    let integration = state
+        .service
+        .registry()
+        .create_integration(&tenant, &new.id, &name, &token)
+        .map_err(ServiceError::from)?;
+    created(integration_json(&state, &integration))
+}
+
+async fn list_integrations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult {
+    state.service.authorize_tenant(&caller.0, &tenant)?;
+    let integrations = state
+        .service
+        .registry()
+        .integrations(&tenant)
+        .map_err(ServiceError::from)?;
+    ok(Value::Array(
+        integrations
+            .iter()
+            .map(|integration| integration_json(&state, integration))
+            .collect(),
+    ))
+}
+
+async fn show_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    ok(integration_json(&state, &integration))
+}
+
+async fn delete_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    state.service.delete_integration(&integration.id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn upload_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let limit = state.service.limits().component_bytes;
+    let bytes = read(&headers, body, limit, state.limits.body_timeout).await?;
+    let version = state
+        .service
+        .upload_version(&integration.id, bytes.to_vec())
+        .await?;
+    created(json!({
+        "version": version.version,
+        "sha256": version.sha256,
+        "size": version.size,
+        "uploaded_at": version.uploaded_at,
+        "check": "ok",
+    }))
+}
+
+async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let versions = state
+        .service
+        .registry()
+        .versions(&integration.id)
+        .map_err(ServiceError::from)?;
+    ok(Value::Array(
+        versions
+            .iter()
+            .map(|version| {
+                json!({
+                    "version": version.version,
+                    "sha256": version.sha256,
+                    "size": version.size,
+                    "uploaded_at": version.uploaded_at,
+                    "check": "ok",
+                    "active": integration.active_version == Some(version.version),
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration, version)): Path<(String, String, u32)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    state.service.activate(&integration.id, version).await?;
+    ok(json!({ "active_version": version }))
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let version = state.service.rollback(&integration.id).await?;
+    ok(json!({ "active_version": version }))
+}
+
+/// Runs a stored version on a sample request (the `telehook run` request file) with the
+/// integration's settings, without activating it or dispatching anything.
+async fn test_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration, version)): Path<(String, String, u32)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let bytes = read(&headers, body, MAX_JSON_BYTES, state.limits.body_timeout).await?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
+    let request = WebhookRequest::from_json(&text)
+        .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.to_string()))?;
+    let parser = state.service.load_version(&integration.id, version).await?;
+    let settings = std::sync::Arc::new(state.service.settings(&integration.id)?);
+    let invocation = tokio::task::spawn_blocking(move || parser.invoke(&request, settings))
+        .await
+        .map_err(|err| ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    match invocation.result {
+        Ok(outcome) => ok(json!(outcome)),
+        Err(err) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())),
+    }
+}
+
+async fn show_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let settings = state.service.settings(&integration.id)?;
+    ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
+}
+
+/// `{"key": "value"}` sets a key, `{"key": null}` removes it; other keys are left alone.
+async fn update_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let changes: BTreeMap<String, Option<String>> = json_body(&state, &headers, body).await?;
+    if let Some(key) = changes.keys().find(|key| key.is_empty() || key.len() > 128) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("setting key `{key}` must be 1 to 128 bytes"),
+        ));
+    }
+    let changes: Vec<_> = changes.into_iter().collect();
+    state
+        .service
+        .update_settings(&integration.id, &changes)
+        .await?;
+    let settings = state.service.settings(&integration.id)?;
+    ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
+}
+
+async fn show_bindings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let bindings = state
+        .service
+        .registry()
+        .bindings(&integration.id)
+        .map_err(ServiceError::from)?;
+    ok(json!(bindings))
+}
+
+async fn replace_bindings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let bindings: Vec<Binding> = json_body(&state, &headers, body).await?;
+    let mut seen = std::collections::HashSet::new();
+    for binding in &bindings {
+        if binding.extension.is_empty() || binding.user_id.is_empty() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "every binding needs a non-empty `extension` and `user_id`".into(),
+            ));
+        }
+        if !seen.insert(&binding.extension) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("extension `{}` is bound twice", binding.extension),
+            ));
+        }
+    }
+    state
+        .service
+        .registry()
+        .replace_bindings(&integration.id, &bindings)
+        .map_err(ServiceError::from)?;
+    ok(json!(bindings))
+}
+
+async fn show_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    ok(json!({ "url": state.service.webhook_url(&integration) }))
+}
+
+async fn regenerate_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    state.service.regenerate_token(&integration.id).await?;
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration.id)?;
+    ok(json!({ "url": state.service.webhook_url(&integration) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let events = state
+        .service
+        .registry()
+        .events(&integration.id, query.after, limit)
+        .map_err(ServiceError::from)?;
+    ok(json!(events))
+}
+
+async fn list_invocations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    ok(json!(state.service.recent_invocations(&integration.id)))
+}

@@ -1,0 +1,124 @@
+//! The HTTP edge: webhook ingress for providers, the admin API, and `/metrics`.
+//!
+//! Everything here translates between HTTP and the [`Service`]; no decision about parsers,
+//! tenants or storage is made in this module.
+//!
+//! Connections are served by hyper with a header-read timeout (slowloris), bodies are read with
+//! a size limit and a timeout, and shutdown stops accepting, then waits for requests in flight.
+
+mod admin;
+mod body;
+mod ingress;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::service::Service;
+
+/// The HTTP side's limits.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// The largest webhook body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send its body.
+    pub body_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub drain_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<Service>,
+    limits: Arc<HttpLimits>,
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/hooks/{integration}/{token}", any(ingress::webhook))
+        .route("/metrics", get(admin::metrics))
+        .nest("/admin", admin::routes())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let drain_timeout = limits.drain_timeout;
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let app = router(AppState {
+        service,
+        limits: Arc::new(limits),
+    });
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!("accept failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let connection = http.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(app.clone()),
+                );
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%peer, "connection ended: {err}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("requests still running after {drain_timeout:?}; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+/// The address a listener is bound to, for the start-up message.
+pub fn local_url(listener: &TcpListener) -> std::io::Result<String> {
+    let addr: SocketAddr = listener.local_addr()?;
+    Ok(format!("http://{addr}"))
+}

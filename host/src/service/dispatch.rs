@@ -1,0 +1,146 @@
+//! The durable event log: where every validated event and call record goes before the provider
+//! hears "accepted".
+//!
+//! Appends are group-committed: one writer thread takes every append waiting at that moment
+//! and writes them in one transaction, so a single fsync acknowledges a whole batch and
+//! throughput grows with load instead of being capped by the disk's sync rate. Each caller's
+//! future resolves only after its batch is committed.
+//!
+//! The log is also the outbox for what comes after it: call correlation and delivery to the
+//! platform will read it in `seq` order and remember how far they got, so nothing acknowledged
+//! can be lost between stages.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+/// The most appends written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// What is appended for one accepted webhook.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The integration whose webhook it came from.
+    pub integration_id: String,
+    /// The parser version that produced it.
+    pub version: u32,
+    /// When the webhook was received (RFC 3339).
+    pub received_at: String,
+    /// The telephony event, as JSON.
+    pub event: Option<String>,
+    /// The call record, as JSON.
+    pub call_record: Option<String>,
+}
+
+/// Why an append was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The transaction failed; nothing of the batch was stored.
+    #[error("the event log could not store the event: {0}")]
+    Storage(String),
+    /// The writer has stopped (the host is shutting down).
+    #[error("the event log is closed")]
+    Closed,
+}
+
+struct Append {
+    event: NewEvent,
+    stored: oneshot::Sender<Result<i64, DispatchError>>,
+}
+
+/// The handle that appends to the log.
+pub struct EventLog {
+    sender: Option<mpsc::Sender<Append>>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl EventLog {
+    /// Starts the writer on its own connection to the registry database.
+    pub fn start(conn: Connection) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel();
+        let writer = thread::Builder::new()
+            .name("telehook-event-log".into())
+            .spawn(move || write_batches(conn, receiver))?;
+        Ok(Self {
+            sender: Some(sender),
+            writer: Some(writer),
+        })
+    }
+
+    /// Stores an event durably; resolves to its sequence number once it is committed.
+    pub async fn append(&self, event: NewEvent) -> Result<i64, DispatchError> {
+        let (stored, done) = oneshot::channel();
+        self.sender
+            .as_ref()
+            .ok_or(DispatchError::Closed)?
+            .send(Append { event, stored })
+            .map_err(|_| DispatchError::Closed)?;
+        done.await.map_err(|_| DispatchError::Closed)?
+    }
+}
+
+impl Drop for EventLog {
+    /// Lets the writer commit what it was given, then waits for it.
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(append) => batch.push(append),
+                Err(_) => break,
+            }
+        }
+        match write_batch(&mut conn, &batch) {
+            Ok(seqs) => {
+                for (append, seq) in batch.into_iter().zip(seqs) {
+                    let _ = append.stored.send(Ok(seq));
+                }
+            }
+            Err(err) => {
+                tracing::error!("event log commit failed: {err}");
+                for append in batch {
+                    let _ = append
+                        .stored
+                        .send(Err(DispatchError::Storage(err.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Append]) -> rusqlite::Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (tenant_id, integration_id, version, received_at, event, call_record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for Append { event, .. } in batch {
+            insert.execute(params![
+                event.tenant_id,
+                event.integration_id,
+                event.version,
+                event.received_at,
+                event.event,
+                event.call_record,
+            ])?;
+            seqs.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit()?;
+    Ok(seqs)
+}

@@ -1,0 +1,90 @@
+//! Prometheus metrics: requests by integration and outcome, and parser latency.
+//!
+//! Integration ids come from URLs anyone can send; only registered ones become label values,
+//! so that a scan of random URLs cannot grow the metrics without bound.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    integration: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntegrationLabels {
+    integration: String,
+}
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OutcomeLabels, Counter>,
+    latency: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 10 µs to ~5 s: a fresh-instance parse is tens of microseconds; the deadline is 50 ms.
+    Histogram::new(exponential_buckets(0.000_01, 2.5, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("telehook");
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        let latency =
+            Family::<IntegrationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by integration and outcome (ok, rejected, trap, timeout, \
+             memory_limit, stack_overflow, invalid, instantiate, unknown_integration, \
+             no_active_version, too_large, storage_error)",
+            requests.clone(),
+        );
+        registry.register(
+            "parser_duration_seconds",
+            "Time to run a parser in a fresh instance and validate its result",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one webhook request.
+    pub fn request(&self, integration: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&OutcomeLabels {
+                integration: integration.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records how long a parser ran.
+    pub fn parser_duration(&self, integration: &str, seconds: f64) {
+        self.latency
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,471 @@
+//! The service: everything the HTTP edge calls, in the platform's terms (tenants,
+//! integrations, versions, webhooks), on top of the engine.
+//!
+//! - [`registry`]: the SQLite database of tenants, integrations, versions, settings, bindings;
+//! - [`components`]: uploaded components and their precompiled artifacts on disk;
+//! - [`dispatch`]: the durable event log every accepted event is committed to;
+//! - [`metrics`] and [`tokens`].
+//!
+//! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
+//! settings, a new token) builds a new route and swaps it in, so requests in flight finish on
+//! the version they started with and the next ones use the new one.
+
+pub mod components;
+pub mod dispatch;
+pub mod metrics;
+pub mod registry;
+pub mod tokens;
+mod webhook;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+
+use crate::engine::parser::Parser;
+use crate::engine::runtime::Runtime;
+use crate::engine::sandbox::Settings;
+use crate::error::LoadError;
+use crate::{InvocationLog, Limits, RuntimeError};
+use components::{ComponentStore, StoreError};
+use dispatch::EventLog;
+use metrics::Metrics;
+use registry::{Integration, Registry, RegistryError};
+
+pub use webhook::Answer;
+
+/// How many recent invocations the admin API shows per integration.
+pub const RECENT_INVOCATIONS: usize = 50;
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The holder of the admin token: manages everything.
+    Admin,
+    /// A tenant's token: manages that tenant's integrations only.
+    Tenant(String),
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The thing does not exist, or the caller may not know it does.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Only the admin may do this.
+    #[error("only the admin token may {0}")]
+    Forbidden(&'static str),
+    /// The request is wrong; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// An uploaded component failed the check.
+    #[error("the component was refused: {0}")]
+    Component(#[from] LoadError),
+    /// Storage failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<RegistryError> for ServiceError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::NotFound(what) => Self::NotFound(what),
+            RegistryError::Conflict(what) => Self::Conflict(what),
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Load(err) => Self::Component(err),
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for ServiceError {
+    fn from(err: io::Error) -> Self {
+        Self::Storage(err.to_string())
+    }
+}
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where the registry, components and admin token live.
+    pub data_dir: PathBuf,
+    /// The base of webhook URLs shown to admins, e.g. `https://hooks.example.com`.
+    pub public_url: String,
+    /// The limits every invocation runs under.
+    pub limits: Limits,
+}
+
+/// An integration's webhook endpoint as requests see it.
+pub(crate) struct Route {
+    pub(crate) tenant_id: String,
+    pub(crate) webhook_token: String,
+    pub(crate) active: Option<Arc<Active>>,
+    /// Setting values, to redact from the bodies shown in recent invocations.
+    pub(crate) secrets: Vec<String>,
+}
+
+/// The parser version requests run on, with the settings it sees.
+pub(crate) struct Active {
+    pub(crate) version: u32,
+    pub(crate) parser: Parser,
+    pub(crate) settings: Arc<Settings>,
+}
+
+/// One entry of an integration's recent invocations.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvocationSummary {
+    /// When the request arrived (RFC 3339).
+    pub at: String,
+    /// The parser version that ran.
+    pub version: u32,
+    /// `ok`, or the kind of failure.
+    pub outcome: &'static str,
+    /// The failure's message.
+    pub error: Option<String>,
+    /// Time in the parser, microseconds.
+    pub duration_us: u64,
+    /// The request's method.
+    pub method: String,
+    /// The request's path, with the webhook token and setting values redacted.
+    pub path: String,
+    /// The request body (cut at 4 KiB), with setting values redacted.
+    pub body: String,
+    /// What the parser logged.
+    pub log: InvocationLog,
+}
+
+/// The telehook service.
+pub struct Service {
+    runtime: Runtime,
+    registry: Registry,
+    components: ComponentStore,
+    events: EventLog,
+    routes: RwLock<HashMap<String, Arc<Route>>>,
+    recent: Mutex<HashMap<String, VecDeque<InvocationSummary>>>,
+    metrics: Metrics,
+    admin_token: String,
+    public_url: String,
+}
+
+impl Service {
+    /// Opens the data directory (creating it and the admin token on first start).
+    pub fn open(config: ServiceConfig) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let database = config.data_dir.join("telehook.db");
+        let registry = Registry::open(&database)?;
+        let events = EventLog::start(registry::connect(&database)?)?;
+        Ok(Self {
+            runtime: Runtime::new(config.limits)?,
+            registry,
+            components: ComponentStore::open(&config.data_dir)?,
+            events,
+            routes: RwLock::default(),
+            recent: Mutex::default(),
+            metrics: Metrics::default(),
+            admin_token: admin_token(&config.data_dir)?,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The limits every invocation runs under.
+    pub fn limits(&self) -> &Limits {
+        self.runtime.limits()
+    }
+
+    /// The admin token (kept in `DATA_DIR/admin-token`).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+
+    /// Who a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, ServiceError> {
+        if tokens::matches(token, &self.admin_token) {
+            return Ok(Some(Principal::Admin));
+        }
+        Ok(self
+            .registry
+            .tenant_by_token(&tokens::hash(token))?
+            .map(Principal::Tenant))
+    }
+
+    /// The registry, for reads the admin API passes through.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The integration, if `principal` may manage it as part of `tenant_id`. A tenant asking for
+    /// another tenant's integration gets the same answer as for one that does not exist.
+    pub fn integration_for(
+        &self,
+        principal: &Principal,
+        tenant_id: &str,
+        integration_id: &str,
+    ) -> Result<Integration, ServiceError> {
+        self.authorize_tenant(principal, tenant_id)?;
+        match self.registry.integration(integration_id)? {
+            Some(integration) if integration.tenant_id == tenant_id => Ok(integration),
+            _ => Err(ServiceError::NotFound(format!(
+                "integration `{integration_id}`"
+            ))),
+        }
+    }
+
+    /// Fails unless `principal` may manage `tenant_id`.
+    pub fn authorize_tenant(
+        &self,
+        principal: &Principal,
+        tenant_id: &str,
+    ) -> Result<(), ServiceError> {
+        match principal {
+            Principal::Admin => Ok(()),
+            Principal::Tenant(own) if own == tenant_id => Ok(()),
+            Principal::Tenant(_) => Err(ServiceError::NotFound(format!("tenant `{tenant_id}`"))),
+        }
+    }
+
+    /// The URL the admin pastes into the provider's console.
+    pub fn webhook_url(&self, integration: &Integration) -> String {
+        format!(
+            "{}/hooks/{}/{}",
+            self.public_url, integration.id, integration.webhook_token
+        )
+    }
+
+    /// Checks and stores a new parser version; it is not active until activated.
+    pub async fn upload_version(
+        self: &Arc<Self>,
+        integration_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<registry::Version, ServiceError> {
+        let service = Arc::clone(self);
+        let (digest, size) = tokio::task::spawn_blocking(move || {
+            let parser = service.runtime.load(&bytes)?;
+            let digest = service.components.put(&bytes, &parser)?;
+            Ok::<_, ServiceError>((digest, bytes.len() as u64))
+        })
+        .await
+        .map_err(|err| ServiceError::Storage(err.to_string()))??;
+        Ok(self.registry.add_version(integration_id, &digest, size)?)
+    }
+
+    /// Makes `version` the one the next requests run on.
+    pub async fn activate(
+        self: &Arc<Self>,
+        integration_id: &str,
+        version: u32,
+    ) -> Result<(), ServiceError> {
+        self.registry.activate(integration_id, version)?;
+        self.refresh_route(integration_id).await
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub async fn rollback(self: &Arc<Self>, integration_id: &str) -> Result<u32, ServiceError> {
+        let target = self
+            .registry
+            .rollback_target(integration_id)?
+            .ok_or_else(|| {
+                ServiceError::BadRequest(
+                    "there is no earlier active version to roll back to".into(),
+                )
+            })?;
+        self.activate(integration_id, target).await?;
+        Ok(target)
+    }
+
+    /// Sets and removes settings; the next requests see the change.
+    pub async fn update_settings(
+        self: &Arc<Self>,
+        integration_id: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ServiceError> {
+        self.registry.update_settings(integration_id, changes)?;
+        self.refresh_route(integration_id).await
+    }
+
+    /// Replaces the webhook token: the old URL stops working at once.
+    pub async fn regenerate_token(
+        self: &Arc<Self>,
+        integration_id: &str,
+    ) -> Result<(), ServiceError> {
+        self.registry
+            .set_webhook_token(integration_id, &tokens::generate()?)?;
+        self.refresh_route(integration_id).await
+    }
+
+    /// Deletes an integration; its webhook URL stops working at once.
+    pub fn delete_integration(&self, integration_id: &str) -> Result<(), ServiceError> {
+        self.registry.delete_integration(integration_id)?;
+        self.forget_route(integration_id);
+        Ok(())
+    }
+
+    /// Deletes a tenant and its integrations.
+    pub fn delete_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
+        let integrations = self.registry.integrations(tenant_id)?;
+        self.registry.delete_tenant(tenant_id)?;
+        for integration in integrations {
+            self.forget_route(&integration.id);
+        }
+        Ok(())
+    }
+
+    /// Loads a stored version (for testing it before activation).
+    pub async fn load_version(
+        self: &Arc<Self>,
+        integration_id: &str,
+        version: u32,
+    ) -> Result<Parser, ServiceError> {
+        let stored = self
+            .registry
+            .versions(integration_id)?
+            .into_iter()
+            .find(|stored| stored.version == version)
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "version {version} of integration `{integration_id}`"
+                ))
+            })?;
+        let service = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            service.components.load(&service.runtime, &stored.sha256)
+        })
+        .await
+        .map_err(|err| ServiceError::Storage(err.to_string()))?
+        .map_err(Into::into)
+    }
+
+    /// The integration's settings, for a test run of a candidate version.
+    pub fn settings(&self, integration_id: &str) -> Result<Settings, ServiceError> {
+        Ok(self.registry.settings(integration_id)?)
+    }
+
+    /// The integration's recent invocations, newest first.
+    pub fn recent_invocations(&self, integration_id: &str) -> Vec<InvocationSummary> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .get(integration_id)
+            .map(|entries| entries.iter().rev().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, integration_id: &str, summary: InvocationSummary) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = recent.entry(integration_id.to_owned()).or_default();
+        if entries.len() == RECENT_INVOCATIONS {
+            entries.pop_front();
+        }
+        entries.push_back(summary);
+    }
+
+    /// The route of an integration, loading it on first use.
+    async fn route(
+        self: &Arc<Self>,
+        integration_id: &str,
+    ) -> Result<Option<Arc<Route>>, ServiceError> {
+        if let Some(route) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(integration_id)
+        {
+            return Ok(Some(Arc::clone(route)));
+        }
+        if self.registry.integration(integration_id)?.is_none() {
+            return Ok(None);
+        }
+        self.refresh_route(integration_id).await?;
+        Ok(self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(integration_id)
+            .cloned())
+    }
+
+    /// Rebuilds an integration's route from the registry and swaps it in.
+    async fn refresh_route(self: &Arc<Self>, integration_id: &str) -> Result<(), ServiceError> {
+        let Some(integration) = self.registry.integration(integration_id)? else {
+            self.forget_route(integration_id);
+            return Ok(());
+        };
+        let settings = self.registry.settings(integration_id)?;
+        let active = match integration.active_version {
+            Some(version) => Some(Arc::new(Active {
+                version,
+                parser: self.load_version(integration_id, version).await?,
+                settings: Arc::new(settings.clone()),
+            })),
+            None => None,
+        };
+        let route = Route {
+            tenant_id: integration.tenant_id,
+            webhook_token: integration.webhook_token,
+            active,
+            secrets: settings.values().map(str::to_owned).collect(),
+        };
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(integration_id.to_owned(), Arc::new(route));
+        Ok(())
+    }
+
+    fn forget_route(&self, integration_id: &str) {
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(integration_id);
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory is not usable.
+    #[error("the data directory is not usable: {0}")]
+    Io(#[from] io::Error),
+    /// The registry database could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The engine could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Reads the admin token, generating it (readable by the owner only) on first start.
+fn admin_token(data_dir: &Path) -> io::Result<String> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) => Ok(token.trim().to_owned()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let token = tokens::generate()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+            tracing::info!("generated the admin token in {}", path.display());
+            Ok(token)
+        }
+        Err(err) => Err(err),
+    }
+}

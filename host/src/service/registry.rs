@@ -1,0 +1,540 @@
+//! The persistent registry: tenants, their integrations, parser versions, settings, extension
+//! bindings and the event log, in one SQLite database in the data directory.
+//!
+//! Every change is one transaction, so a crash leaves each row either written or not. The
+//! database runs in WAL mode with `synchronous = FULL`: a committed change survives power loss,
+//! and readers never wait for the event log's writer.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::engine::sandbox::Settings;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS integrations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    webhook_token TEXT NOT NULL,
+    active_version INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (integration_id, version)
+);
+CREATE TABLE IF NOT EXISTS activations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    activated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (integration_id, key)
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    extension TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (integration_id, extension)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    event TEXT,
+    call_record TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_integration ON events (integration_id, seq);
+";
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The database failed (disk full, corruption, ...).
+    #[error("the registry database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// A tenant: a customer of the platform whose admins manage its own integrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// The tenant's id (a slug).
+    pub id: String,
+    /// A display name.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// One telephony integration of a tenant, with its own webhook URL and parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// The integration's id (a slug), part of its webhook URL.
+    pub id: String,
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// A display name.
+    pub name: String,
+    /// The secret part of the webhook URL.
+    pub webhook_token: String,
+    /// The parser version requests run on, if one was activated.
+    pub active_version: Option<u32>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// An uploaded parser version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// 1, 2, 3... per integration.
+    pub version: u32,
+    /// The component's SHA-256, which names its file in the component store.
+    pub sha256: String,
+    /// The component's size in bytes.
+    pub size: u64,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
+}
+
+/// One extension-to-user binding, in the platform's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The provider's extension (internal number).
+    pub extension: String,
+    /// The platform user who gets that extension's calls.
+    pub user_id: String,
+}
+
+/// An entry of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Position in the log; increases with every append.
+    pub seq: i64,
+    /// The parser version that produced it.
+    pub version: u32,
+    /// When the webhook was received (RFC 3339).
+    pub received_at: String,
+    /// The telephony event, if the parser produced one.
+    pub event: Option<serde_json::Value>,
+    /// The call record, if the parser produced one.
+    pub call_record: Option<serde_json::Value>,
+}
+
+/// The registry database.
+pub struct Registry {
+    conn: Mutex<Connection>,
+}
+
+/// Opens a connection with the pragmas every connection to the database needs.
+pub(crate) fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// The current time as RFC 3339 with milliseconds.
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = connect(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is safe to keep using.
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        f(&mut conn)
+    }
+
+    /// Creates a tenant whose token hashes to `token_sha256`.
+    pub fn create_tenant(&self, id: &str, name: &str, token_sha256: &str) -> Result<Tenant> {
+        let created_at = now();
+        self.with(|conn| {
+            let inserted = conn.execute(
+                "INSERT OR IGNORE INTO tenants (id, name, token_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, name, token_sha256, created_at],
+            )?;
+            if inserted == 0 {
+                return Err(RegistryError::Conflict(format!("tenant `{id}`")));
+            }
+            Ok(Tenant {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                created_at,
+            })
+        })
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> Result<Vec<Tenant>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
+            let rows = stmt.query_map([], |row| {
+                Ok(Tenant {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    created_at: row.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The tenant whose token hashes to `token_sha256`.
+    pub fn tenant_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM tenants WHERE token_sha256 = ?1",
+                    [token_sha256],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// Deletes a tenant with all its integrations.
+    pub fn delete_tenant(&self, id: &str) -> Result<()> {
+        self.with(
+            |conn| match conn.execute("DELETE FROM tenants WHERE id = ?1", [id])? {
+                0 => Err(RegistryError::NotFound(format!("tenant `{id}`"))),
+                _ => Ok(()),
+            },
+        )
+    }
+
+    /// Creates an integration of a tenant.
+    pub fn create_integration(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        name: &str,
+        webhook_token: &str,
+    ) -> Result<Integration> {
+        let created_at = now();
+        self.with(|conn| {
+            let tenant_exists: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
+                [tenant_id],
+                |row| row.get(0),
+            )?;
+            if !tenant_exists {
+                return Err(RegistryError::NotFound(format!("tenant `{tenant_id}`")));
+            }
+            let inserted = conn.execute(
+                "INSERT OR IGNORE INTO integrations (id, tenant_id, name, webhook_token, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, tenant_id, name, webhook_token, created_at],
+            )?;
+            if inserted == 0 {
+                return Err(RegistryError::Conflict(format!("integration `{id}`")));
+            }
+            Ok(Integration {
+                id: id.to_owned(),
+                tenant_id: tenant_id.to_owned(),
+                name: name.to_owned(),
+                webhook_token: webhook_token.to_owned(),
+                active_version: None,
+                created_at,
+            })
+        })
+    }
+
+    const INTEGRATION_COLUMNS: &str =
+        "id, tenant_id, name, webhook_token, active_version, created_at";
+
+    fn integration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Integration> {
+        Ok(Integration {
+            id: row.get(0)?,
+            tenant_id: row.get(1)?,
+            name: row.get(2)?,
+            webhook_token: row.get(3)?,
+            active_version: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    }
+
+    /// A tenant's integrations.
+    pub fn integrations(&self, tenant_id: &str) -> Result<Vec<Integration>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM integrations WHERE tenant_id = ?1 ORDER BY id",
+                Self::INTEGRATION_COLUMNS
+            ))?;
+            let rows = stmt.query_map([tenant_id], Self::integration_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// One integration, whoever owns it.
+    pub fn integration(&self, id: &str) -> Result<Option<Integration>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM integrations WHERE id = ?1",
+                        Self::INTEGRATION_COLUMNS
+                    ),
+                    [id],
+                    Self::integration_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// Deletes an integration with its versions, settings and bindings.
+    pub fn delete_integration(&self, id: &str) -> Result<()> {
+        self.with(
+            |conn| match conn.execute("DELETE FROM integrations WHERE id = ?1", [id])? {
+                0 => Err(RegistryError::NotFound(format!("integration `{id}`"))),
+                _ => Ok(()),
+            },
+        )
+    }
+
+    /// Replaces the secret part of the integration's webhook URL.
+    pub fn set_webhook_token(&self, id: &str, token: &str) -> Result<()> {
+        self.with(|conn| {
+            match conn.execute(
+                "UPDATE integrations SET webhook_token = ?2 WHERE id = ?1",
+                [id, token],
+            )? {
+                0 => Err(RegistryError::NotFound(format!("integration `{id}`"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    /// Registers the next version of an integration's parser, whose component is stored.
+    pub fn add_version(&self, integration_id: &str, sha256: &str, size: u64) -> Result<Version> {
+        let uploaded_at = now();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let next: u32 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE integration_id = ?1",
+                [integration_id],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO versions (integration_id, version, sha256, size, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![integration_id, next, sha256, size, uploaded_at],
+            )?;
+            tx.commit()?;
+            Ok(Version {
+                version: next,
+                sha256: sha256.to_owned(),
+                size,
+                uploaded_at,
+            })
+        })
+    }
+
+    /// An integration's versions, oldest first.
+    pub fn versions(&self, integration_id: &str) -> Result<Vec<Version>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT version, sha256, size, uploaded_at FROM versions
+                 WHERE integration_id = ?1 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([integration_id], |row| {
+                Ok(Version {
+                    version: row.get(0)?,
+                    sha256: row.get(1)?,
+                    size: row.get(2)?,
+                    uploaded_at: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Makes `version` the one requests run on, and remembers it for [`Registry::rollback`].
+    pub fn activate(&self, integration_id: &str, version: u32) -> Result<()> {
+        let at = now();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE integration_id = ?1 AND version = ?2)",
+                params![integration_id, version],
+                |row| row.get(0),
+            )?;
+            if !exists {
+                return Err(RegistryError::NotFound(format!(
+                    "version {version} of integration `{integration_id}`"
+                )));
+            }
+            tx.execute(
+                "UPDATE integrations SET active_version = ?2 WHERE id = ?1",
+                params![integration_id, version],
+            )?;
+            tx.execute(
+                "INSERT INTO activations (integration_id, version, activated_at)
+                 VALUES (?1, ?2, ?3)",
+                params![integration_id, version, at],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The version that was active before the current one, to roll back to.
+    pub fn rollback_target(&self, integration_id: &str) -> Result<Option<u32>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT a.version FROM activations a JOIN integrations i ON i.id = a.integration_id
+                     WHERE a.integration_id = ?1 AND a.version IS NOT i.active_version
+                     ORDER BY a.seq DESC LIMIT 1",
+                    [integration_id],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// An integration's settings.
+    pub fn settings(&self, integration_id: &str) -> Result<Settings> {
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT key, value FROM settings WHERE integration_id = ?1")?;
+            let rows = stmt.query_map([integration_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            Ok(rows.collect::<Result<Settings, _>>()?)
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) settings, all in one transaction.
+    pub fn update_settings(
+        &self,
+        integration_id: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            for (key, value) in changes {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO settings (integration_id, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (integration_id, key) DO UPDATE SET value = excluded.value",
+                        params![integration_id, key, value],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM settings WHERE integration_id = ?1 AND key = ?2",
+                        params![integration_id, key],
+                    )?,
+                };
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// An integration's extension-to-user bindings.
+    pub fn bindings(&self, integration_id: &str) -> Result<Vec<Binding>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT extension, user_id FROM bindings WHERE integration_id = ?1
+                 ORDER BY extension",
+            )?;
+            let rows = stmt.query_map([integration_id], |row| {
+                Ok(Binding {
+                    extension: row.get(0)?,
+                    user_id: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Replaces all of an integration's bindings at once, as the platform's API does.
+    pub fn replace_bindings(&self, integration_id: &str, bindings: &[Binding]) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM bindings WHERE integration_id = ?1",
+                [integration_id],
+            )?;
+            for binding in bindings {
+                tx.execute(
+                    "INSERT INTO bindings (integration_id, extension, user_id) VALUES (?1, ?2, ?3)",
+                    params![integration_id, binding.extension, binding.user_id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Reads an integration's event log after `after_seq`, oldest first.
+    pub fn events(
+        &self,
+        integration_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, version, received_at, event, call_record FROM events
+                 WHERE integration_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![integration_id, after_seq, limit], |row| {
+                let json =
+                    |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+                Ok(StoredEvent {
+                    seq: row.get(0)?,
+                    version: row.get(1)?,
+                    received_at: row.get(2)?,
+                    event: json(row.get(3)?),
+                    call_record: json(row.get(4)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! A provider's webhook: find the integration, run its active parser in a fresh instance,
+//! commit what it produced, answer the provider.
+//!
+//! | situation | answer |
+//! |---|---|
+//! | unknown integration or wrong token | `404 {"error": "not found"}`, the same for both |
+//! | no active parser version | `503 {"error": ...}` with `retry-after`, so the provider retries |
+//! | the parser's result is valid | its response, or `200` with an empty body; events are committed to the log first |
+//! | the parser refused the request (`parse-error`) | `400 {"error": message}`, as the platform's example does |
+//! | the parser crashed, timed out, hit a limit, or returned an invalid result | `500 {"error": message}`: the parser's fault, so providers that retry on 5xx retry once it is fixed |
+//! | no free instance slot | `503 {"error": ...}` with `retry-after` |
+//! | the event log could not commit | `503 {"error": ...}` with `retry-after`: nothing was acknowledged |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::dispatch::NewEvent;
+use super::registry::now;
+use super::{InvocationSummary, Service, tokens};
+use crate::error::InvokeError;
+use crate::outcome::HttpResponse;
+use crate::request::WebhookRequest;
+
+/// How much of a request body the recent-invocations view keeps.
+const RECENT_BODY_BYTES: usize = 4096;
+
+/// What the provider gets, and the outcome's name for metrics.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP response.
+    pub response: HttpResponse,
+    /// `ok` or the kind of failure.
+    pub outcome: &'static str,
+}
+
+fn error(status: u16, message: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: json!({ "error": message }).to_string().into_bytes(),
+    }
+}
+
+fn retry_later(message: &str) -> HttpResponse {
+    let mut response = error(503, message);
+    response.headers.push(("retry-after".into(), "1".into()));
+    response
+}
+
+impl Service {
+    /// Handles one webhook request to `/hooks/{integration_id}/{token}`.
+    pub async fn webhook(
+        self: &Arc<Self>,
+        integration_id: &str,
+        token: &str,
+        request: WebhookRequest,
+    ) -> Answer {
+        let answer = self.run_webhook(integration_id, token, request).await;
+        let label = match answer.outcome {
+            "unknown_integration" => "",
+            _ => integration_id,
+        };
+        self.metrics.request(label, answer.outcome);
+        answer
+    }
+
+    async fn run_webhook(
+        self: &Arc<Self>,
+        integration_id: &str,
+        token: &str,
+        request: WebhookRequest,
+    ) -> Answer {
+        let received_at = now();
+        let route = match self.route(integration_id).await {
+            Ok(Some(route)) if tokens::matches(token, &route.webhook_token) => route,
+            Ok(_) => {
+                return Answer {
+                    response: error(404, "not found"),
+                    outcome: "unknown_integration",
+                };
+            }
+            Err(err) => {
+                tracing::error!(integration_id, "cannot load the integration: {err}");
+                return Answer {
+                    response: retry_later("the integration cannot be loaded; retry later"),
+                    outcome: "no_active_version",
+                };
+            }
+        };
+        let Some(active) = route.active.clone() else {
+            return Answer {
+                response: retry_later("the integration has no active parser version"),
+                outcome: "no_active_version",
+            };
+        };
+
+        let started = Instant::now();
+        let (request, invocation) = {
+            let active = Arc::clone(&active);
+            match tokio::task::spawn_blocking(move || {
+                let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
+                (request, invocation)
+            })
+            .await
+            {
+                Ok(done) => done,
+                Err(err) => {
+                    tracing::error!(integration_id, "the invocation task failed: {err}");
+                    return Answer {
+                        response: error(500, "the parser could not be run"),
+                        outcome: "trap",
+                    };
+                }
+            }
+        };
+        self.metrics
+            .parser_duration(integration_id, started.elapsed().as_secs_f64());
+
+        let outcome_kind = match &invocation.result {
+            Ok(_) => "ok",
+            Err(err) => err.kind(),
+        };
+        self.remember(
+            integration_id,
+            InvocationSummary {
+                at: received_at.clone(),
+                version: active.version,
+                outcome: outcome_kind,
+                error: invocation.result.as_ref().err().map(ToString::to_string),
+                duration_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
+                method: request.method.clone(),
+                path: redact(
+                    &request.path_with_query,
+                    route.secrets.iter().chain([&route.webhook_token]),
+                ),
+                body: redact(
+                    &cut(&request.body_lossy(), RECENT_BODY_BYTES),
+                    &route.secrets,
+                ),
+                log: invocation.log,
+            },
+        );
+
+        let outcome = match invocation.result {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(integration_id, kind = err.kind(), "parser failed: {err}");
+                let response = match &err {
+                    InvokeError::Rejected { message } => error(400, message),
+                    InvokeError::Instantiate(_) => retry_later("the host is busy; retry later"),
+                    other => error(500, &other.to_string()),
+                };
+                return Answer {
+                    response,
+                    outcome: err.kind(),
+                };
+            }
+        };
+
+        if outcome.event.is_some() || outcome.call_record.is_some() {
+            let event = NewEvent {
+                tenant_id: route.tenant_id.clone(),
+                integration_id: integration_id.to_owned(),
+                version: active.version,
+                received_at,
+                event: outcome.event.as_ref().map(to_json),
+                call_record: outcome.call_record.as_ref().map(to_json),
+            };
+            if let Err(err) = self.events.append(event).await {
+                tracing::error!(integration_id, "event not stored: {err}");
+                return Answer {
+                    response: retry_later("the event could not be stored; retry later"),
+                    outcome: "storage_error",
+                };
+            }
+        }
+        Answer {
+            response: outcome.response.unwrap_or(HttpResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+            outcome: "ok",
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Replaces every occurrence of a secret (of four characters or more) with `[redacted]`.
+fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets {
+        if secret.len() >= 4 {
+            text = text.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    text
+}
+
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_but_short_values_are_not() {
+        let secrets = vec!["s3cr3t-key".to_owned(), "ab".to_owned()];
+        assert_eq!(
+            redact("sig=s3cr3t-key&x=ab", &secrets),
+            "sig=[redacted]&x=ab"
+        );
+    }
+}
