@@ -13,7 +13,7 @@
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 /// The most appends written in one transaction.
@@ -122,7 +122,7 @@ fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>) {
 }
 
 fn write_batch(conn: &mut Connection, batch: &[Append]) -> rusqlite::Result<Vec<i64>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(

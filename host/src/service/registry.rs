@@ -3,12 +3,14 @@
 //!
 //! Every change is one transaction, so a crash leaves each row either written or not. The
 //! database runs in WAL mode with `synchronous = FULL`: a committed change survives power loss,
-//! and readers never wait for the event log's writer.
+//! and readers never wait for the event log's writer. Write transactions begin `IMMEDIATE`: a
+//! deferred one that reads before it writes fails with "database is locked" whenever the event
+//! log commits in between, which the busy timeout cannot retry.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::engine::sandbox::Settings;
@@ -353,7 +355,7 @@ impl Registry {
     pub fn add_version(&self, integration_id: &str, sha256: &str, size: u64) -> Result<Version> {
         let uploaded_at = now();
         self.with(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let next: u32 = tx.query_row(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE integration_id = ?1",
                 [integration_id],
@@ -397,7 +399,7 @@ impl Registry {
     pub fn activate(&self, integration_id: &str, version: u32) -> Result<()> {
         let at = now();
         self.with(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM versions WHERE integration_id = ?1 AND version = ?2)",
                 params![integration_id, version],
@@ -456,7 +458,7 @@ impl Registry {
         changes: &[(String, Option<String>)],
     ) -> Result<()> {
         self.with(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for (key, value) in changes {
                 match value {
                     Some(value) => tx.execute(
@@ -495,7 +497,7 @@ impl Registry {
     /// Replaces all of an integration's bindings at once, as the platform's API does.
     pub fn replace_bindings(&self, integration_id: &str, bindings: &[Binding]) -> Result<()> {
         self.with(|conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "DELETE FROM bindings WHERE integration_id = ?1",
                 [integration_id],

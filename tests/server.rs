@@ -1,0 +1,513 @@
+//! `telehook serve`, driven over real HTTP on loopback exactly as providers and admins use it:
+//! the real binary, a real data directory, the real guest components built from source, and the
+//! examples' documented requests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use telehook_test_artifacts::{GENERIC_JSON, component, example_dir};
+use ureq::http::{Method, Request};
+
+/// A running `telehook serve`.
+struct Server {
+    child: Child,
+    url: String,
+    admin_token: String,
+    agent: ureq::Agent,
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
+    }
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_telehook"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("telehook serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("telehook listening on ")
+                    .map(str::to_owned)
+            })
+            .expect("the server announces its URL");
+        // Keep draining stdout so that the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .expect("the admin token is written on first start");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Self {
+            child,
+            url,
+            admin_token,
+            agent,
+        }
+    }
+
+    /// Sends a request; `path` may be absolute (`http://...`) or relative to the server.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.url)
+        };
+        let mut request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("a method"))
+            .uri(url);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = self
+            .agent
+            .run(request.body(body).expect("a valid request"))
+            .expect("the server answers");
+        Reply {
+            status: response.status().as_u16(),
+            body: response.body_mut().read_to_string().expect("a text body"),
+        }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Value) -> Reply {
+        self.as_token(&self.admin_token.clone(), method, path, body)
+    }
+
+    fn as_token(&self, token: &str, method: &str, path: &str, body: Value) -> Reply {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        self.send(method, &format!("/admin{path}"), Some(token), &[], body)
+    }
+
+    /// Creates a tenant, returning its token.
+    fn tenant(&self, id: &str) -> String {
+        let reply = self.admin("POST", "/tenants", json!({ "id": id }));
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Creates an integration running `wasm`, with `settings`, and returns its webhook URL.
+    fn integration(&self, tenant: &str, id: &str, wasm: &str, settings: Value) -> String {
+        let base = format!("/tenants/{tenant}/integrations");
+        let created = self.admin("POST", &base, json!({ "id": id }));
+        assert_eq!(created.status, 201, "{}", created.body);
+        let base = format!("{base}/{id}");
+        let bytes = std::fs::read(wasm).expect("built");
+        let uploaded = self.send(
+            "POST",
+            &format!("/admin{base}/versions"),
+            Some(&self.admin_token),
+            &[],
+            bytes,
+        );
+        assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+        let set = self.admin("PATCH", &format!("{base}/settings"), settings);
+        assert_eq!(set.status, 200, "{}", set.body);
+        let activated = self.admin("POST", &format!("{base}/versions/1/activate"), Value::Null);
+        assert_eq!(activated.status, 200, "{}", activated.body);
+        created.json()["webhook_url"]
+            .as_str()
+            .expect("a webhook URL")
+            .to_owned()
+    }
+
+    fn events(&self, tenant: &str, integration: &str) -> Vec<Value> {
+        let reply = self.admin(
+            "GET",
+            &format!("/tenants/{tenant}/integrations/{integration}/events?limit=1000"),
+            Value::Null,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json().as_array().expect("a list").clone()
+    }
+
+    /// Stops the server the hard way: no drain, no clean close. Durability must not need one.
+    fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary data directory")
+}
+
+/// The samples of an example: (request file JSON, expected outcome JSON).
+fn samples(example: &str) -> Vec<(String, Value, Value)> {
+    let dir = example_dir(example).join("samples");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("samples")
+        .map(|entry| entry.expect("readable").path())
+        .filter(|path| path.to_string_lossy().ends_with(".request.json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let read = |path: &Path| -> Value {
+                serde_json::from_str(&std::fs::read_to_string(path).expect("readable"))
+                    .expect("JSON")
+            };
+            let expected = PathBuf::from(
+                path.to_string_lossy()
+                    .replace(".request.json", ".expected.json"),
+            );
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (name, read(&path), read(&expected))
+        })
+        .collect()
+}
+
+fn settings(example: &str) -> Value {
+    std::fs::read_to_string(example_dir(example).join("samples/settings.json"))
+        .map(|text| serde_json::from_str(&text).expect("settings.json is JSON"))
+        .unwrap_or_else(|_| json!({}))
+}
+
+/// Sends an example's sample to the webhook URL (keeping the sample's query string) and checks
+/// the provider's answer and whether an event was logged against the documented outcome.
+fn replay(server: &Server, tenant: &str, integration: &str, webhook_url: &str, example: &str) {
+    for (name, request, expected) in samples(example) {
+        let before = server.events(tenant, integration).len();
+        let query = request["url"]
+            .as_str()
+            .and_then(|url| url.split_once('?'))
+            .map(|(_, query)| format!("?{query}"))
+            .unwrap_or_default();
+        let headers: Vec<(String, String)> = request["headers"]
+            .as_object()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let body = request["body"].as_str().unwrap_or("").as_bytes().to_vec();
+        let method = request["method"].as_str().expect("a method");
+        let reply = server.send(
+            method,
+            &format!("{webhook_url}{query}"),
+            None,
+            &headers,
+            body,
+        );
+
+        let (status, body) = match &expected["response"] {
+            Value::Null => (200, String::new()),
+            response => (
+                u16::try_from(response["status"].as_u64().expect("a status")).expect("u16"),
+                response["body"].as_str().unwrap_or("").to_owned(),
+            ),
+        };
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (status, body.as_str()),
+            "{example}/{name}"
+        );
+
+        let events = server.events(tenant, integration);
+        let logged = expected["event"] != Value::Null || expected["call_record"] != Value::Null;
+        assert_eq!(
+            events.len(),
+            before + usize::from(logged),
+            "{example}/{name}"
+        );
+        if logged {
+            let last = events.last().expect("logged");
+            assert_eq!(last["event"], expected["event"], "{example}/{name}");
+            assert_eq!(
+                last["call_record"], expected["call_record"],
+                "{example}/{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn examples_answer_providers_log_events_and_survive_a_crash() {
+    let dir = data_dir();
+    let examples = ["generic-json", "gravitel", "zadarma"];
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let urls: Vec<String> = examples
+        .iter()
+        .map(|example| server.integration("acme", example, component(example), settings(example)))
+        .collect();
+    for (example, url) in examples.iter().zip(&urls) {
+        replay(&server, "acme", example, url, example);
+    }
+    let logged: Vec<usize> = examples
+        .iter()
+        .map(|example| server.events("acme", example).len())
+        .collect();
+    server.crash();
+
+    let server = Server::start(dir.path());
+    for ((example, url), logged) in examples.iter().zip(&urls).zip(logged) {
+        assert_eq!(
+            server.events("acme", example).len(),
+            logged,
+            "{example} kept its events"
+        );
+        replay(&server, "acme", example, url, example);
+    }
+    let compiled = std::fs::read_dir(dir.path().join("compiled"))
+        .expect("precompiled artifacts are kept")
+        .count();
+    assert_eq!(compiled, examples.len());
+}
+
+#[test]
+fn a_tenant_token_cannot_see_or_touch_another_tenant() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let acme = server.tenant("acme");
+    let rival = server.tenant("rival");
+    let hook = server.integration(
+        "acme",
+        "pbx",
+        GENERIC_JSON,
+        json!({ "api_secret": "hunter22" }),
+    );
+
+    let own = server.as_token(&acme, "GET", "/tenants/acme/integrations/pbx", Value::Null);
+    assert_eq!(own.status, 200, "{}", own.body);
+    for (method, path) in [
+        ("GET", "/tenants/acme/integrations"),
+        ("GET", "/tenants/acme/integrations/pbx"),
+        ("GET", "/tenants/acme/integrations/pbx/settings"),
+        ("GET", "/tenants/acme/integrations/pbx/events"),
+        ("GET", "/tenants/acme/integrations/pbx/webhook"),
+        ("POST", "/tenants/acme/integrations/pbx/webhook/regenerate"),
+        ("DELETE", "/tenants/acme/integrations/pbx"),
+        ("GET", "/tenants/rival/integrations/pbx"),
+    ] {
+        let reply = server.as_token(&rival, method, path, Value::Null);
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+    }
+    let listing = server.as_token(&rival, "GET", "/tenants", Value::Null);
+    assert_eq!(listing.status, 403);
+    let forged = server.as_token(
+        "not-a-token",
+        "GET",
+        "/tenants/acme/integrations",
+        Value::Null,
+    );
+    assert_eq!(forged.status, 401);
+
+    let secrets = server.admin(
+        "GET",
+        "/tenants/acme/integrations/pbx/settings",
+        Value::Null,
+    );
+    assert_eq!(secrets.json(), json!({ "keys": ["api_secret"] }));
+    let still_there = server.send(
+        "POST",
+        &hook,
+        None,
+        &[],
+        br#"{"srcPhone":"1","dstPhone":"2"}"#.to_vec(),
+    );
+    assert_eq!(still_there.status, 200);
+}
+
+#[test]
+fn regenerating_the_token_retires_the_old_url() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let old = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let reply = server.admin(
+        "POST",
+        "/tenants/acme/integrations/pbx/webhook/regenerate",
+        Value::Null,
+    );
+    let new = reply.json()["url"].as_str().expect("a URL").to_owned();
+    assert_ne!(old, new);
+    let body = br#"{"srcPhone":"+79161234567","dstPhone":"101"}"#;
+    assert_eq!(
+        server.send("POST", &old, None, &[], body.to_vec()).status,
+        404
+    );
+    assert_eq!(
+        server.send("POST", &new, None, &[], body.to_vec()).status,
+        200
+    );
+}
+
+#[test]
+fn bad_admin_input_gets_a_clear_4xx_and_changes_nothing() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let bad_json = server.send(
+        "POST",
+        "/admin/tenants",
+        Some(&server.admin_token),
+        &[],
+        b"{".to_vec(),
+    );
+    assert_eq!(bad_json.status, 400);
+    assert!(
+        bad_json.json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("invalid JSON body")
+    );
+    let unknown_field = server.admin("POST", "/tenants", json!({ "id": "x", "colour": "red" }));
+    assert_eq!(unknown_field.status, 400);
+    assert!(
+        unknown_field.body.contains("unknown field `colour`"),
+        "{}",
+        unknown_field.body
+    );
+    let bad_id = server.admin("POST", "/tenants", json!({ "id": "../etc" }));
+    assert_eq!(bad_id.status, 400);
+    let duplicate = server.admin("POST", "/tenants", json!({ "id": "acme" }));
+    assert_eq!(duplicate.status, 409);
+
+    server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
+    let core_module = server.send(
+        "POST",
+        "/admin/tenants/acme/integrations/pbx/versions",
+        Some(&server.admin_token),
+        &[],
+        b"\0asm\x01\0\0\0".to_vec(),
+    );
+    assert_eq!(core_module.status, 422);
+    assert!(
+        core_module.body.contains("core WebAssembly module"),
+        "{}",
+        core_module.body
+    );
+    let versions = server.admin(
+        "GET",
+        "/tenants/acme/integrations/pbx/versions",
+        Value::Null,
+    );
+    assert_eq!(
+        versions.json(),
+        json!([]),
+        "a refused upload registers nothing"
+    );
+    let tenants = server.admin("GET", "/tenants", Value::Null);
+    assert_eq!(tenants.json().as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_version_swap_under_load_loses_no_request() {
+    let dir = data_dir();
+    let server = Arc::new(Server::start(dir.path()));
+    server.tenant("acme");
+    let hook = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let base = "/admin/tenants/acme/integrations/pbx";
+    let bytes = std::fs::read(GENERIC_JSON).expect("built");
+    let v2 = server.send(
+        "POST",
+        &format!("{base}/versions"),
+        Some(&server.admin_token),
+        &[],
+        bytes,
+    );
+    assert_eq!(v2.json()["version"], 2);
+
+    let senders: Vec<_> = (0..4)
+        .map(|thread| {
+            let (server, hook) = (Arc::clone(&server), hook.clone());
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| {
+                        let call = format!("t{thread}-{i}");
+                        let body = json!({"callId": call, "srcPhone": "+7916", "dstPhone": "101"});
+                        let reply =
+                            server.send("POST", &hook, None, &[], body.to_string().into_bytes());
+                        assert_eq!(reply.status, 200, "{}", reply.body);
+                        call
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for round in 0..10 {
+        let version = 1 + round % 2;
+        let swapped = server.admin(
+            "POST",
+            &format!("/tenants/acme/integrations/pbx/versions/{version}/activate"),
+            Value::Null,
+        );
+        assert_eq!(swapped.status, 200, "{}", swapped.body);
+    }
+    let mut sent: Vec<String> = senders
+        .into_iter()
+        .flat_map(|sender| sender.join().expect("no panic"))
+        .collect();
+    let events = server.events("acme", "pbx");
+    let mut logged: Vec<String> = events
+        .iter()
+        .map(|event| {
+            event["event"]["call_id"]
+                .as_str()
+                .expect("a call id")
+                .to_owned()
+        })
+        .collect();
+    sent.sort();
+    logged.sort();
+    assert_eq!(
+        logged, sent,
+        "every acknowledged request was logged exactly once"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|event| event["version"] == 1 || event["version"] == 2)
+    );
+}
