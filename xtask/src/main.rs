@@ -1,7 +1,8 @@
 //! Project automation, so that the README's quick start is two commands on a fresh machine.
 //!
-//! - `cargo xtask demo`: build the example parsers from source and run every sample request
-//!   through the `telehook` CLI, printing each outcome.
+//! - `cargo xtask demo`: build the example parsers from source, start `telehook serve` on its
+//!   embedded default, register the examples through the admin API, send every sample request
+//!   over HTTP and show the answers and the logged events.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //!
 //! Both first make sure the `wasm32-wasip2` target is installed.
@@ -10,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+
+mod demo;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "guest";
@@ -54,53 +58,53 @@ fn demo(root: &Path) -> Result<()> {
         .current_dir(root)
         .args(["build", "--package", "telehook"]))?;
 
-    let telehook = root.join("target/debug/telehook");
+    let data_dir = root.join("target/demo-data");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    let server = demo::Server::start(&root.join("target/debug/telehook"), &data_dir)?;
     let components = root
         .join("target/guests")
         .join(GUEST_TARGET)
         .join(GUEST_PROFILE);
+    server.admin(
+        "POST",
+        "/tenants",
+        &json!({"id": "demo", "name": "Demo tenant"}),
+    )?;
     for example in &examples {
-        let module = components.join(format!("{}.wasm", example.replace('-', "_")));
         let samples = root.join("examples").join(example).join("samples");
-        let settings = settings_args(&samples)?;
+        let module = components.join(format!("{}.wasm", example.replace('-', "_")));
+        let webhook = server.register("demo", example, &module, &settings(&samples)?)?;
+        println!("\n##### {example}: {webhook}");
         for request in requests_in(&samples)? {
             let name = request.file_name().unwrap_or_default().to_string_lossy();
             println!("\n=== {example}: {name}");
-            let mut command = Command::new(&telehook);
-            command
-                .arg("run")
-                .arg("--module")
-                .arg(&module)
-                .arg("--request")
-                .arg(&request)
-                .args(&settings);
-            // A sample may show a refusal on purpose: print the verdict, do not stop.
-            let status = command.status().context("running telehook")?;
-            if !status.success() {
-                println!("(exit code {})", status.code().unwrap_or(-1));
-            }
+            server.send_sample(&webhook, &request)?;
         }
+        let events = server.admin(
+            "GET",
+            &format!("/tenants/demo/integrations/{example}/events"),
+            &Value::Null,
+        )?;
+        println!(
+            "\n--- {example}: event log\n{}",
+            serde_json::to_string_pretty(&events)?
+        );
     }
     println!("\nThe components are in {}", components.display());
+    println!("The server's data directory was {}", data_dir.display());
     Ok(())
 }
 
 /// `samples/settings.json` holds the integration settings the samples were signed with.
-fn settings_args(samples: &Path) -> Result<Vec<String>> {
+fn settings(samples: &Path) -> Result<Value> {
     let path = samples.join("settings.json");
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok(json!({}));
     }
     let text = std::fs::read_to_string(&path)?;
-    let settings: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?;
-    settings
-        .into_iter()
-        .map(|(key, value)| match value {
-            serde_json::Value::String(value) => Ok(format!("--setting={key}={value}")),
-            _ => bail!("{}: setting `{key}` must be a string", path.display()),
-        })
-        .collect()
+    serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
 /// Every crate under `examples/`; each folder is named after its crate.

@@ -1,0 +1,142 @@
+//! The demo's client side: a `telehook serve` child process and the HTTP calls an admin and a
+//! provider would make.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use ureq::http::{Method, Request};
+
+/// `telehook serve` on a free loopback port, stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    url: String,
+    admin_token: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    pub fn start(telehook: &Path, data_dir: &Path) -> Result<Self> {
+        let mut child = Command::new(telehook)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting telehook serve")?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line?;
+            println!("server: {line}");
+            if let Some(found) = line.strip_prefix("telehook listening on ") {
+                url = Some(found.to_owned());
+                break;
+            }
+        }
+        let url = url.context("telehook serve did not announce its URL")?;
+        std::thread::spawn(move || lines.for_each(drop));
+        let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Ok(Self {
+            child,
+            url,
+            admin_token,
+            agent,
+        })
+    }
+
+    /// An admin API call; fails on any non-2xx answer, printing it.
+    pub fn admin(&self, method: &str, path: &str, body: &Value) -> Result<Value> {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        self.admin_bytes(method, path, body)
+    }
+
+    fn admin_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Value> {
+        let request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes())?)
+            .uri(format!("{}/admin{path}", self.url))
+            .header("authorization", format!("Bearer {}", self.admin_token))
+            .body(body)?;
+        let mut response = self.agent.run(request)?;
+        let text = response.body_mut().read_to_string()?;
+        if !response.status().is_success() {
+            bail!("{method} {path}: {} {text}", response.status());
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Creates an integration running `module` with `settings`; returns its webhook URL.
+    pub fn register(
+        &self,
+        tenant: &str,
+        id: &str,
+        module: &Path,
+        settings: &Value,
+    ) -> Result<String> {
+        let base = format!("/tenants/{tenant}/integrations");
+        let integration = self.admin("POST", &base, &json!({ "id": id }))?;
+        let base = format!("{base}/{id}");
+        let version =
+            self.admin_bytes("POST", &format!("{base}/versions"), std::fs::read(module)?)?;
+        println!("uploaded {}: {version}", module.display());
+        self.admin("PATCH", &format!("{base}/settings"), settings)?;
+        self.admin("POST", &format!("{base}/versions/1/activate"), &Value::Null)?;
+        integration["webhook_url"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the integration has a webhook URL")
+    }
+
+    /// Sends a sample request file to the webhook URL, keeping its query, and prints the answer.
+    pub fn send_sample(&self, webhook: &str, sample: &Path) -> Result<()> {
+        let sample: Value = serde_json::from_str(&std::fs::read_to_string(sample)?)?;
+        let query = sample["url"]
+            .as_str()
+            .and_then(|url| url.split_once('?'))
+            .map(|(_, query)| format!("?{query}"))
+            .unwrap_or_default();
+        let method = sample["method"].as_str().context("a method")?;
+        let mut request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes())?)
+            .uri(format!("{webhook}{query}"));
+        if let Some(headers) = sample["headers"].as_object() {
+            for (name, value) in headers {
+                request = request.header(name, value.as_str().unwrap_or_default());
+            }
+        }
+        let body = sample["body"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
+        let mut response = self.agent.run(request.body(body)?)?;
+        let text = response.body_mut().read_to_string()?;
+        println!("{method} {webhook}{query}");
+        println!("-> HTTP {} {text}", response.status());
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
