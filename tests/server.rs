@@ -32,9 +32,14 @@ impl Reply {
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_telehook"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -510,4 +515,84 @@ fn a_version_swap_under_load_loses_no_request() {
             .iter()
             .all(|event| event["version"] == 1 || event["version"] == 2)
     );
+}
+
+#[test]
+fn oversized_bodies_get_413_declared_or_streamed() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &["--max-body-bytes", "1000"]);
+    server.tenant("acme");
+    let hook = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let declared = server.send("POST", &hook, None, &[], vec![b' '; 1001]);
+    assert_eq!(declared.status, 413, "{}", declared.body);
+    assert_eq!(
+        declared.json()["error"],
+        "the body is larger than the limit of 1000 bytes"
+    );
+
+    // Chunked, so that no Content-Length announces the size.
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let path = hook
+        .split_once(&address)
+        .expect("a URL on the server")
+        .1
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connects");
+    let chunk = "x".repeat(600);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n\
+         258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("sends");
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(server.events("acme", "pbx").is_empty());
+}
+
+#[test]
+fn stalled_clients_are_cut_off() {
+    let dir = data_dir();
+    let server = Server::start_with(
+        dir.path(),
+        &["--header-timeout-ms", "300", "--body-timeout-ms", "300"],
+    );
+    server.tenant("acme");
+    let hook = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let path = hook
+        .split_once(&address)
+        .expect("a URL on the server")
+        .1
+        .to_owned();
+
+    // Headers that never finish: the server closes the connection.
+    let mut slow_headers = std::net::TcpStream::connect(&address).expect("connects");
+    std::io::Write::write_all(
+        &mut slow_headers,
+        format!("POST {path} HTTP/1.1\r\nhost: x\r\n").as_bytes(),
+    )
+    .expect("sends");
+    slow_headers
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("sets a timeout");
+    let mut answer = String::new();
+    let read = std::io::Read::read_to_string(&mut slow_headers, &mut answer);
+    assert!(read.is_ok(), "the server closed the connection: {read:?}");
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A body that stops half way: 408.
+    let mut slow_body = std::net::TcpStream::connect(&address).expect("connects");
+    std::io::Write::write_all(
+        &mut slow_body,
+        format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{\"src").as_bytes(),
+    )
+    .expect("sends");
+    slow_body
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("sets a timeout");
+    let mut answer = [0u8; 64];
+    let read = std::io::Read::read(&mut slow_body, &mut answer).expect("an answer");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }

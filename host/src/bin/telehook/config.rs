@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// The time a parser may run, in milliseconds [default: 50].
     #[arg(long, env = "TELEHOOK_PARSER_TIMEOUT_MS")]
     pub parser_timeout_ms: Option<u64>,
+    /// The time a client may take to send its headers, in milliseconds [default: 10000].
+    #[arg(long, env = "TELEHOOK_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// The time a client may take to send its body, in milliseconds [default: 10000].
+    #[arg(long, env = "TELEHOOK_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -47,6 +53,8 @@ struct FileConfig {
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     parser_timeout_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -68,6 +76,12 @@ impl ServeConfig {
         let mut http = HttpLimits::default();
         if let Some(max) = args.max_body_bytes.or(file.max_body_bytes) {
             http.max_body_bytes = max;
+        }
+        if let Some(ms) = args.header_timeout_ms.or(file.header_timeout_ms) {
+            http.header_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = args.body_timeout_ms.or(file.body_timeout_ms) {
+            http.body_timeout = Duration::from_millis(ms);
         }
         let mut limits = Limits::default();
         if let Some(ms) = args.parser_timeout_ms.or(file.parser_timeout_ms) {
