@@ -80,6 +80,22 @@ impl CallRecord {
         }
     }
 
+    /// The record of the call an end event describes: the same parties, direction, outcome and
+    /// call id, for providers that report the recording with the end of the call.
+    pub fn of_event(event: &TelephonyEvent, duration: u32, call: impl Into<String>) -> Self {
+        Self {
+            call_id: event.call_id.clone(),
+            direction: event.direction,
+            disposition: event.disposition,
+            src_phone: event.src_phone.clone(),
+            src_phone_ext: event.src_phone_ext.clone(),
+            dst_phone: event.dst_phone.clone(),
+            dst_phone_ext: event.dst_phone_ext.clone(),
+            duration,
+            call: call.into(),
+        }
+    }
+
     /// Sets the provider's call id.
     pub fn with_call_id(mut self, call_id: impl Into<String>) -> Self {
         self.call_id = Some(call_id.into());
@@ -217,6 +233,24 @@ mod tests {
         assert_eq!(event.disposition, Disposition::Unknown);
         assert_eq!(event.call_id.as_deref(), Some("c-1"));
         assert_eq!(event.src_phone_ext, None);
+    }
+
+    #[test]
+    fn record_of_an_end_event_keeps_its_parties_and_outcome() {
+        let event = TelephonyEvent::new(EventType::NotifyEnd, Direction::Out, "101", "+7916")
+            .with_call_id("c-2")
+            .with_disposition(Disposition::Busy)
+            .with_dst_phone_ext("101");
+        let record = CallRecord::of_event(&event, 42, "rec-9");
+        assert_eq!(record.direction, Direction::Out);
+        assert_eq!(record.disposition, Disposition::Busy);
+        assert_eq!(
+            (record.src_phone.as_str(), record.dst_phone.as_str()),
+            ("101", "+7916")
+        );
+        assert_eq!(record.dst_phone_ext.as_deref(), Some("101"));
+        assert_eq!(record.call_id.as_deref(), Some("c-2"));
+        assert_eq!((record.duration, record.call.as_str()), (42, "rec-9"));
     }
 
     #[test]
