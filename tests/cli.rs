@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use telehook_test_artifacts::{FILE_READER, GENERIC_JSON, HOSTILE, WRONG_WORLD, component};
+use telehook_test_artifacts::{
+    FILE_READER, GENERIC_JSON, HOSTILE, WRONG_WORLD, ZADARMA, component,
+};
 
 const EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
 
@@ -237,4 +239,46 @@ fn run_names_what_is_wrong_with_a_request_file() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn zadarma_without_its_api_secret_names_the_missing_setting() {
+    let request = telehook_test_artifacts::example_dir("zadarma")
+        .join("samples")
+        .join("notify-start.request.json");
+    let output = telehook(&[
+        "run",
+        "--module",
+        ZADARMA,
+        "--request",
+        request.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "error: the parser refused the request: the integration setting `api_secret` is not set"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn zadarma_refuses_a_signature_made_with_another_secret() {
+    let request = telehook_test_artifacts::example_dir("zadarma")
+        .join("samples")
+        .join("notify-start.request.json");
+    let output = telehook(&[
+        "run",
+        "--module",
+        ZADARMA,
+        "--request",
+        request.to_str().expect("UTF-8 path"),
+        "--setting",
+        "api_secret=not-the-secret",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(printed["event"], Value::Null);
+    assert_eq!(printed["response"]["status"], 401);
 }
