@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use telehook_test_artifacts::{GENERIC_JSON, component, example_dir};
+use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, component, example_dir};
 use ureq::http::{Method, Request};
 
 /// A running `telehook serve`.
@@ -216,32 +216,42 @@ fn settings(example: &str) -> Value {
         .unwrap_or_else(|_| json!({}))
 }
 
-/// Sends an example's samples to the webhook (keeping the sample's query string) and checks
-/// the provider's answer and whether an event was logged against the documented outcome.
+/// Sends one request file (the `telehook run` format) to a webhook, keeping its query string.
+fn send_request_file(server: &Server, webhook: &str, request: &Value) -> Reply {
+    let query = request["url"]
+        .as_str()
+        .and_then(|url| url.split_once('?'))
+        .map(|(_, query)| format!("?{query}"))
+        .unwrap_or_default();
+    let headers: Vec<(&str, &str)> = request["headers"]
+        .as_object()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = request["body"].as_str().unwrap_or("").as_bytes().to_vec();
+    let method = request["method"].as_str().expect("a method");
+    server.send(method, &format!("{webhook}{query}"), None, &headers, body)
+}
+
+/// One sample of an example, by name: (request file JSON, expected outcome JSON).
+fn sample(example: &str, name: &str) -> (Value, Value) {
+    samples(example)
+        .into_iter()
+        .find(|(file, _, _)| file == &format!("{name}.request.json"))
+        .map(|(_, request, expected)| (request, expected))
+        .unwrap_or_else(|| panic!("{example} has no sample {name}"))
+}
+
+/// Sends an example's samples to the webhook and checks the provider's answer and whether an
+/// event was logged against the documented outcome.
 fn replay(server: &Server, tenant: &str, integration: &str, webhook: &str, example: &str) {
     for (name, request, expected) in samples(example) {
         let before = server.events(tenant, integration).len();
-        let query = request["url"]
-            .as_str()
-            .and_then(|url| url.split_once('?'))
-            .map(|(_, query)| format!("?{query}"))
-            .unwrap_or_default();
-        let headers: Vec<(String, String)> = request["headers"]
-            .as_object()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        let body = request["body"].as_str().unwrap_or("").as_bytes().to_vec();
-        let method = request["method"].as_str().expect("a method");
-        let reply = server.send(method, &format!("{webhook}{query}"), None, &headers, body);
+        let reply = send_request_file(server, webhook, &request);
 
         let (status, body) = match &expected["response"] {
             Value::Null => (200, String::new()),
@@ -306,6 +316,135 @@ fn examples_answer_providers_log_events_and_survive_a_crash() {
         .expect("precompiled artifacts are kept")
         .count();
     assert_eq!(compiled, examples.len());
+}
+
+#[test]
+fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let secrets = settings("gravitel");
+    let token = secrets["crm_token"].as_str().expect("a token").to_owned();
+    let hook = server.integration("acme", "pbx", GRAVITEL, secrets.clone());
+    let base = "/tenants/acme/integrations/pbx";
+
+    // Settings are write-only: the keys are shown, the values never.
+    let shown = server.admin("GET", &format!("{base}/settings"), Value::Null);
+    assert_eq!(shown.json(), json!({ "keys": ["crm_token"] }));
+
+    // A candidate version is stored and can be tried without being activated.
+    let generic_json = std::fs::read(GENERIC_JSON).expect("built");
+    let uploaded = server.send(
+        "POST",
+        &format!("/admin{base}/versions"),
+        Some(&server.admin_token),
+        &[],
+        generic_json.clone(),
+    );
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let uploaded = uploaded.json();
+    assert_eq!(uploaded["version"], 2);
+    assert_eq!(uploaded["size"], generic_json.len());
+    assert_eq!(uploaded["sha256"].as_str().map(str::len), Some(64));
+    let (request, expected) = sample("generic-json", "documentation-example");
+    let tried = server.admin("POST", &format!("{base}/versions/2/test"), request.clone());
+    assert_eq!(tried.status, 200, "{}", tried.body);
+    assert_eq!(tried.json(), expected);
+    assert_eq!(
+        server.events("acme", "pbx").len(),
+        0,
+        "a trial dispatches nothing"
+    );
+
+    // Version 1 still answers; activation swaps to 2, rollback back to 1.
+    let (incoming, _) = sample("gravitel", "event-incoming");
+    let logged_version = |request: &Value| {
+        let reply = send_request_file(&server, &hook, request);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        server.events("acme", "pbx").last().expect("logged")["version"].clone()
+    };
+    assert_eq!(logged_version(&incoming), 1);
+    let activated = server.admin("POST", &format!("{base}/versions/2/activate"), Value::Null);
+    assert_eq!(activated.json(), json!({ "active_version": 2 }));
+    assert_eq!(logged_version(&request), 2);
+    let rolled_back = server.admin("POST", &format!("{base}/rollback"), Value::Null);
+    assert_eq!(rolled_back.json(), json!({ "active_version": 1 }));
+    assert_eq!(logged_version(&incoming), 1);
+
+    // Bindings are replaced whole; a bad list changes nothing.
+    let bindings = json!([
+        { "extension": "101", "user_id": "u-ivanov" },
+        { "extension": "102", "user_id": "u-petrova" },
+    ]);
+    let replaced = server.admin("PUT", &format!("{base}/bindings"), bindings.clone());
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    let twice = json!([
+        { "extension": "101", "user_id": "u-a" },
+        { "extension": "101", "user_id": "u-b" },
+    ]);
+    let refused = server.admin("PUT", &format!("{base}/bindings"), twice);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("extension `101` is bound twice"));
+    let read = server.admin("GET", &format!("{base}/bindings"), Value::Null);
+    assert_eq!(read.json(), bindings);
+
+    // Recent invocations show what ran, with the setting's value redacted from the body.
+    let invocations = server.admin("GET", &format!("{base}/invocations"), Value::Null);
+    assert_eq!(invocations.status, 200, "{}", invocations.body);
+    assert!(!invocations.body.contains(&token), "{}", invocations.body);
+    let invocations = invocations.json();
+    let listed = invocations.as_array().expect("a list");
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .all(|invocation| invocation["outcome"] == "ok")
+    );
+    assert!(
+        listed.iter().any(|invocation| {
+            invocation["body"]
+                .as_str()
+                .is_some_and(|body| body.contains("crm_token=[redacted]"))
+        }),
+        "{invocations}"
+    );
+
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new());
+    assert!(
+        metrics
+            .body
+            .contains(r#"telehook_webhook_requests_total{integration="pbx",outcome="ok"} 3"#),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("telehook_parser_duration_seconds_count{integration=\"pbx\"} 3")
+    );
+
+    // Everything is still there after a crash.
+    server.crash();
+    let server = Server::start(dir.path());
+    let integration = server.admin("GET", base, Value::Null).json();
+    assert_eq!(integration["active_version"], 1);
+    let versions = server
+        .admin("GET", &format!("{base}/versions"), Value::Null)
+        .json();
+    let active: Vec<&Value> = versions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|version| &version["active"])
+        .collect();
+    assert_eq!(active, [&json!(true), &json!(false)]);
+    let shown = server.admin("GET", &format!("{base}/settings"), Value::Null);
+    assert_eq!(shown.json(), json!({ "keys": ["crm_token"] }));
+    let read = server.admin("GET", &format!("{base}/bindings"), Value::Null);
+    assert_eq!(read.json(), bindings);
+    let reply = send_request_file(&server, &hook, &incoming);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(server.events("acme", "pbx").len(), 4);
 }
 
 #[test]
