@@ -12,8 +12,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use telehook::parser::host::{Host, LogLevel};
-use telehook::parser::types as wit;
+pub use self::telehook::parser::host::{Host, LogLevel};
+use self::telehook::parser::types as wit;
 
 /// The contract version this host implements; guests must import this package version.
 pub const PACKAGE: &str = "telehook:parser@0.1.0";
