@@ -1,5 +1,6 @@
 //! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
-//! the same parse done natively (serde_json into the same shape, then the same validation).
+//! the same parse done natively (serde_json into the same shape, then the same validation);
+//! then one documented sample of every example parser, to see what a parser's own work adds.
 //!
 //! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
 
@@ -77,5 +78,47 @@ fn invocation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, invocation);
+/// A sample of an example: its request file and the settings it was made with.
+fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
+    let samples = telehook_test_artifacts::example_dir(example).join("samples");
+    let text = std::fs::read_to_string(samples.join(format!("{name}.request.json")))
+        .expect("the sample exists");
+    let request = WebhookRequest::from_json(&text).expect("samples are valid request files");
+    let mut settings = Settings::new();
+    if let Ok(text) = std::fs::read_to_string(samples.join("settings.json")) {
+        let values: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).expect("settings.json maps keys to strings");
+        for (key, value) in values {
+            settings.insert(key, value);
+        }
+    }
+    (request, settings)
+}
+
+fn every_example(c: &mut Criterion) {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let mut group = c.benchmark_group("examples");
+    for (example, name) in [
+        ("generic-json", "incoming-call"),
+        ("gravitel", "history-incoming-recorded"),
+        ("zadarma", "notify-end-recorded"),
+        ("zadarma", "zd-echo"),
+    ] {
+        let bytes = std::fs::read(telehook_test_artifacts::component(example)).expect("built");
+        let parser = runtime.load(&bytes).expect("examples fit the contract");
+        let (request, settings) = sample(example, name);
+        let settings = Arc::new(settings);
+        let first = parser.invoke(&request, settings.clone()).result;
+        assert!(first.is_ok(), "{example}/{name}: {first:?}");
+        group.bench_function(format!("{example}/{name}"), |b| {
+            b.iter(|| {
+                let invocation = parser.invoke(black_box(&request), settings.clone());
+                black_box(invocation.result.is_ok())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, invocation, every_example);
 criterion_main!(benches);

@@ -26,7 +26,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dir.display());
         guests.extend(crates_in(&dir));
     }
-    for input in ["guest-sdk", "wit", "Cargo.toml", "Cargo.lock"] {
+    for input in [
+        "guest-sdk",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
