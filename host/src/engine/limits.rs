@@ -8,8 +8,12 @@ use std::time::Duration;
 
 /// How long an invocation may run before it is stopped.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// The longest timeout an admin may give one integration.
+pub const DEFAULT_TIMEOUT_CAP: Duration = Duration::from_secs(1);
 /// The largest linear memory a parser may grow to.
 pub const DEFAULT_MEMORY_BYTES: usize = 32 << 20;
+/// The largest memory limit an admin may give one integration: the size of an instance slot.
+pub const DEFAULT_MEMORY_CAP_BYTES: usize = 128 << 20;
 /// The most elements a parser's tables may hold.
 pub const DEFAULT_TABLE_ELEMENTS: usize = 20_000;
 /// The deepest the wasm stack may grow before the parser traps with a stack overflow.
@@ -34,8 +38,13 @@ pub struct Limits {
     /// Wall-clock time an invocation may run, enforced by epoch interruption at
     /// [`EPOCH_TICK`] granularity.
     pub timeout: Duration,
+    /// The longest [`Limits::timeout`] one integration may be given.
+    pub timeout_cap: Duration,
     /// The largest linear memory of an instance.
     pub memory_bytes: usize,
+    /// The largest [`Limits::memory_bytes`] one integration may be given; every instance slot
+    /// of the pool is this big.
+    pub memory_cap_bytes: usize,
     /// The most table elements of an instance.
     pub table_elements: usize,
     /// The wasm stack limit.
@@ -56,7 +65,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             timeout: DEFAULT_TIMEOUT,
+            timeout_cap: DEFAULT_TIMEOUT_CAP,
             memory_bytes: DEFAULT_MEMORY_BYTES,
+            memory_cap_bytes: DEFAULT_MEMORY_CAP_BYTES,
             table_elements: DEFAULT_TABLE_ELEMENTS,
             wasm_stack_bytes: DEFAULT_WASM_STACK_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,

@@ -57,6 +57,24 @@ impl Parser {
         Self::from_component(runtime, &component)
     }
 
+    /// The same parser under one integration's timeout and memory limit, for hosts that let
+    /// admins tune them; both are held to the runtime's caps ([`Limits::timeout_cap`],
+    /// [`Limits::memory_cap_bytes`]), because the instance pool is sized for those.
+    pub fn with_limits(&self, timeout: std::time::Duration, memory_bytes: usize) -> Self {
+        let mut limits = self.limits.clone();
+        limits.timeout = timeout.min(limits.timeout_cap.max(limits.timeout));
+        limits.memory_bytes = memory_bytes.min(limits.memory_cap_bytes.max(limits.memory_bytes));
+        Self {
+            pre: self.pre.clone(),
+            limits,
+        }
+    }
+
+    /// The limits this parser's invocations run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The compiled parser as bytes, for [`Runtime::load_precompiled`] after a restart.
     pub fn precompiled(&self) -> Result<Vec<u8>, LoadError> {
         self.pre

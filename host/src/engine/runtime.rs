@@ -90,7 +90,7 @@ fn engine_config(limits: &Limits) -> Config {
         .total_memories(limits.max_instances * MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .total_tables(limits.max_instances * TABLES_PER_COMPONENT)
-        .max_memory_size(limits.memory_bytes)
+        .max_memory_size(limits.memory_cap_bytes.max(limits.memory_bytes))
         .table_elements(limits.table_elements)
         .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{ApiError, read};
 use crate::request::WebhookRequest;
+use crate::service::limits::IntegrationLimits;
 use crate::service::registry::{Binding, Integration};
 use crate::service::{Principal, ServiceError, tokens};
 
@@ -59,6 +60,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             &format!("{integration}/bindings"),
             get(show_bindings).put(replace_bindings),
+        )
+        .route(
+            &format!("{integration}/limits"),
+            get(show_limits).put(replace_limits),
         )
         .route(&format!("{integration}/webhook"), get(show_webhook))
         .route(
@@ -486,6 +491,37 @@ async fn replace_bindings(
         .replace_bindings(&integration.id, &bindings)
         .map_err(ServiceError::from)?;
     ok(json!(bindings))
+}
+
+async fn show_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let (own, effective) = state.service.integration_limits(&integration.id)?;
+    ok(json!({ "own": own, "effective": effective }))
+}
+
+/// Replaces the integration's own limits; omitted fields return to the host's defaults.
+async fn replace_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    let own: IntegrationLimits = json_body(&state, &headers, body).await?;
+    let effective = state
+        .service
+        .set_integration_limits(&integration.id, &own)
+        .await?;
+    ok(json!({ "own": own, "effective": effective }))
 }
 
 async fn show_webhook(

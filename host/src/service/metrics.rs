@@ -44,7 +44,7 @@ impl Default for Metrics {
             "webhook_requests",
             "Webhook requests by integration and outcome (ok, rejected, trap, timeout, \
              memory_limit, stack_overflow, invalid, instantiate, unknown_integration, \
-             no_active_version, too_large, storage_error)",
+             no_active_version, busy, rate_limited, too_large, storage_error)",
             requests.clone(),
         );
         registry.register(

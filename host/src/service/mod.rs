@@ -4,14 +4,18 @@
 //! - [`registry`]: the SQLite database of tenants, integrations, versions, settings, bindings;
 //! - [`components`]: uploaded components and their precompiled artifacts on disk;
 //! - [`dispatch`]: the durable event log every accepted event is committed to;
+//! - [`admission`] and [`limits`]: each integration's share of the host (concurrency, queue,
+//!   rate budget) and the limits an admin may tune for it;
 //! - [`metrics`] and [`tokens`].
 //!
 //! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
 //! settings, a new token) builds a new route and swaps it in, so requests in flight finish on
 //! the version they started with and the next ones use the new one.
 
+pub mod admission;
 pub mod components;
 pub mod dispatch;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod tokens;
@@ -29,8 +33,10 @@ use crate::engine::runtime::Runtime;
 use crate::engine::sandbox::Settings;
 use crate::error::LoadError;
 use crate::{InvocationLog, Limits, RuntimeError};
+use admission::{AdmissionLimits, Gate};
 use components::{ComponentStore, StoreError};
 use dispatch::EventLog;
+use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
 use registry::{Integration, Registry, RegistryError};
 
@@ -104,8 +110,10 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     /// The base of webhook URLs shown to admins, e.g. `https://hooks.example.com`.
     pub public_url: String,
-    /// The limits every invocation runs under.
+    /// The limits every invocation runs under, unless an admin tunes them per integration.
     pub limits: Limits,
+    /// Each integration's share of the host, unless an admin tunes it per integration.
+    pub admission: AdmissionLimits,
 }
 
 /// An integration's webhook endpoint as requests see it.
@@ -115,6 +123,8 @@ pub(crate) struct Route {
     pub(crate) active: Option<Arc<Active>>,
     /// Setting values, to redact from the bodies shown in recent invocations.
     pub(crate) secrets: Vec<String>,
+    /// The integration's admission state, carried over from route to route.
+    pub(crate) gate: Arc<Gate>,
 }
 
 /// The parser version requests run on, with the settings it sees.
@@ -158,6 +168,7 @@ pub struct Service {
     metrics: Metrics,
     admin_token: String,
     public_url: String,
+    admission: AdmissionLimits,
 }
 
 impl Service {
@@ -177,6 +188,7 @@ impl Service {
             metrics: Metrics::default(),
             admin_token: admin_token(&config.data_dir)?,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
+            admission: config.admission,
         })
     }
 
@@ -352,6 +364,39 @@ impl Service {
         .map_err(Into::into)
     }
 
+    /// An integration's own limits and the limits its requests run under.
+    pub fn integration_limits(
+        &self,
+        integration_id: &str,
+    ) -> Result<(IntegrationLimits, EffectiveLimits), ServiceError> {
+        let own = self.registry.limits(integration_id)?;
+        let effective = self.effective_limits(&own);
+        Ok((own, effective))
+    }
+
+    /// Replaces an integration's own limits after checking them against the host's caps; the
+    /// next requests run under them.
+    pub async fn set_integration_limits(
+        self: &Arc<Self>,
+        integration_id: &str,
+        limits: &IntegrationLimits,
+    ) -> Result<EffectiveLimits, ServiceError> {
+        let broken = limits.violations(self.limits());
+        if !broken.is_empty() {
+            return Err(ServiceError::BadRequest(format!(
+                "invalid limits: {}",
+                broken.join("; ")
+            )));
+        }
+        self.registry.set_limits(integration_id, limits)?;
+        self.refresh_route(integration_id).await?;
+        Ok(self.effective_limits(limits))
+    }
+
+    fn effective_limits(&self, own: &IntegrationLimits) -> EffectiveLimits {
+        own.resolve(self.limits(), &self.admission)
+    }
+
     /// The integration's settings, for a test run of a candidate version.
     pub fn settings(&self, integration_id: &str) -> Result<Settings, ServiceError> {
         Ok(self.registry.settings(integration_id)?)
@@ -407,19 +452,33 @@ impl Service {
             return Ok(());
         };
         let settings = self.registry.settings(integration_id)?;
+        let limits = self.effective_limits(&self.registry.limits(integration_id)?);
         let active = match integration.active_version {
-            Some(version) => Some(Arc::new(Active {
-                version,
-                parser: self.load_version(integration_id, version).await?,
-                settings: Arc::new(settings.clone()),
-            })),
+            Some(version) => {
+                let parser = self.load_version(integration_id, version).await?;
+                let invocation = limits.invocation(self.limits());
+                Some(Arc::new(Active {
+                    version,
+                    parser: parser.with_limits(invocation.timeout, invocation.memory_bytes),
+                    settings: Arc::new(settings.clone()),
+                }))
+            }
             None => None,
         };
+        let gate = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(integration_id)
+            .map(|route| Arc::clone(&route.gate))
+            .filter(|gate| *gate.limits() == limits.admission)
+            .unwrap_or_else(|| Arc::new(Gate::new(limits.admission)));
         let route = Route {
             tenant_id: integration.tenant_id,
             webhook_token: integration.webhook_token,
             active,
             secrets: settings.values().map(str::to_owned).collect(),
+            gate,
         };
         self.routes
             .write()

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::limits::IntegrationLimits;
 use crate::engine::sandbox::Settings;
 
 const SCHEMA: &str = "
@@ -56,6 +57,10 @@ CREATE TABLE IF NOT EXISTS bindings (
     user_id TEXT NOT NULL,
     PRIMARY KEY (integration_id, extension)
 );
+CREATE TABLE IF NOT EXISTS integration_limits (
+    integration_id TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    limits TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL,
@@ -81,6 +86,9 @@ pub enum RegistryError {
     /// The thing to change does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A stored value cannot be read back.
+    #[error("the registry holds an unreadable {0}")]
+    Corrupt(String),
 }
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -491,6 +499,44 @@ impl Registry {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// An integration's own limits (all `None` when the admin set none).
+    pub fn limits(&self, integration_id: &str) -> Result<IntegrationLimits> {
+        let stored: Option<String> = self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT limits FROM integration_limits WHERE integration_id = ?1",
+                    [integration_id],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })?;
+        stored.map_or(Ok(IntegrationLimits::default()), |json| {
+            serde_json::from_str(&json).map_err(|err| {
+                RegistryError::Corrupt(format!("limits of `{integration_id}`: {err}"))
+            })
+        })
+    }
+
+    /// Replaces an integration's own limits.
+    pub fn set_limits(&self, integration_id: &str, limits: &IntegrationLimits) -> Result<()> {
+        let json = serde_json::to_string(limits)
+            .map_err(|err| RegistryError::Corrupt(format!("limits: {err}")))?;
+        self.with(|conn| {
+            let changed = conn.execute(
+                "INSERT INTO integration_limits (integration_id, limits)
+                 SELECT id, ?2 FROM integrations WHERE id = ?1
+                 ON CONFLICT (integration_id) DO UPDATE SET limits = excluded.limits",
+                params![integration_id, json],
+            )?;
+            if changed == 0 {
+                return Err(RegistryError::NotFound(format!(
+                    "integration `{integration_id}`"
+                )));
+            }
+            Ok(())
         })
     }
 

@@ -5,6 +5,8 @@
 //! |---|---|
 //! | unknown integration or wrong token | `404 {"error": "not found"}`, the same for both |
 //! | no active parser version | `503 {"error": ...}` with `retry-after`, so the provider retries |
+//! | over the integration's rate budget | `429 {"error": ...}` with `retry-after` (see [`super::admission`]) |
+//! | the integration's running slots and queue are full, or the queue wait ran out | `503 {"error": ...}` with `retry-after` |
 //! | the parser's result is valid | its response, or `200` with an empty body; events are committed to the log first |
 //! | the parser refused the request (`parse-error`) | `400 {"error": message}`, as the platform's example does |
 //! | the parser crashed, timed out, hit a limit, or returned an invalid result | `500 {"error": message}`: the parser's fault, so providers that retry on 5xx retry once it is fixed |
@@ -12,10 +14,11 @@
 //! | the event log could not commit | `503 {"error": ...}` with `retry-after`: nothing was acknowledged |
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::admission::Refusal;
 use super::dispatch::NewEvent;
 use super::registry::now;
 use super::{InvocationSummary, Service, tokens};
@@ -44,9 +47,41 @@ fn error(status: u16, message: &str) -> HttpResponse {
 }
 
 fn retry_later(message: &str) -> HttpResponse {
-    let mut response = error(503, message);
-    response.headers.push(("retry-after".into(), "1".into()));
+    retry_after(503, message, Duration::from_secs(1))
+}
+
+/// An error with `retry-after` in whole seconds, at least one.
+fn retry_after(status: u16, message: &str, wait: Duration) -> HttpResponse {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(status, message);
     response
+        .headers
+        .push(("retry-after".into(), seconds.max(1).to_string()));
+    response
+}
+
+/// The answer to a request the integration's gate did not let in.
+fn refused(integration_id: &str, refusal: Refusal) -> Answer {
+    match refusal {
+        Refusal::RateLimited { retry_after: wait } => {
+            tracing::info!(integration_id, "over the rate budget: 429");
+            Answer {
+                response: retry_after(
+                    429,
+                    "the integration is over its rate budget; retry later",
+                    wait,
+                ),
+                outcome: "rate_limited",
+            }
+        }
+        Refusal::Busy => {
+            tracing::warn!(integration_id, "every slot and queue place is taken: 503");
+            Answer {
+                response: retry_later("the integration is busy; retry later"),
+                outcome: "busy",
+            }
+        }
+    }
 }
 
 impl Service {
@@ -96,6 +131,10 @@ impl Service {
             };
         };
 
+        let _running = match route.gate.admit().await {
+            Ok(permit) => permit,
+            Err(refusal) => return refused(integration_id, refusal),
+        };
         let started = Instant::now();
         let (request, invocation) = {
             let active = Arc::clone(&active);

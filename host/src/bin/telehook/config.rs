@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use telehook::Limits;
 use telehook::server::HttpLimits;
+use telehook::service::admission::AdmissionLimits;
 
 /// The default listening address: loopback only, until an operator decides otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
@@ -42,6 +43,18 @@ pub struct ServeArgs {
     /// The time a client may take to send its body, in milliseconds [default: 10000].
     #[arg(long, env = "TELEHOOK_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: Option<u64>,
+    /// Requests of one integration that may run parsers at once [default: 8].
+    #[arg(long, env = "TELEHOOK_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<u32>,
+    /// Requests of one integration that may wait for a running one [default: 64].
+    #[arg(long, env = "TELEHOOK_MAX_QUEUE")]
+    pub max_queue: Option<u32>,
+    /// How long a queued request waits for its turn, in milliseconds [default: 1000].
+    #[arg(long, env = "TELEHOOK_QUEUE_WAIT_MS")]
+    pub queue_wait_ms: Option<u64>,
+    /// Requests per second one integration may send [default: no budget].
+    #[arg(long, env = "TELEHOOK_RATE_PER_SECOND")]
+    pub rate_per_second: Option<u32>,
 }
 
 /// The same settings in the configuration file.
@@ -55,6 +68,10 @@ struct FileConfig {
     parser_timeout_ms: Option<u64>,
     header_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
+    max_concurrency: Option<u32>,
+    max_queue: Option<u32>,
+    queue_wait_ms: Option<u64>,
+    rate_per_second: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -65,6 +82,7 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     pub http: HttpLimits,
     pub limits: Limits,
+    pub admission: AdmissionLimits,
 }
 
 impl ServeConfig {
@@ -86,7 +104,24 @@ impl ServeConfig {
         let mut limits = Limits::default();
         if let Some(ms) = args.parser_timeout_ms.or(file.parser_timeout_ms) {
             limits.timeout = Duration::from_millis(ms);
+            limits.timeout_cap = limits.timeout_cap.max(limits.timeout);
         }
+        let mut admission = AdmissionLimits::default();
+        if let Some(max) = args.max_concurrency.or(file.max_concurrency) {
+            anyhow::ensure!(
+                (1..=limits.max_instances).contains(&max),
+                "max-concurrency must be 1 to {}",
+                limits.max_instances
+            );
+            admission.max_concurrency = max;
+        }
+        if let Some(max) = args.max_queue.or(file.max_queue) {
+            admission.max_queue = max;
+        }
+        if let Some(ms) = args.queue_wait_ms.or(file.queue_wait_ms) {
+            admission.queue_wait = Duration::from_millis(ms);
+        }
+        admission.rate_per_second = args.rate_per_second.or(file.rate_per_second);
         Ok(Self {
             listen: match args.listen.or(file.listen) {
                 Some(listen) => listen,
@@ -99,6 +134,7 @@ impl ServeConfig {
             public_url: args.public_url.or(file.public_url),
             http,
             limits,
+            admission,
         })
     }
 }

@@ -133,6 +133,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         data_dir: config.data_dir.clone(),
         public_url: config.public_url.unwrap_or_else(|| url.clone()),
         limits: config.limits,
+        admission: config.admission,
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
     println!("telehook listening on {url}");
