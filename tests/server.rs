@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, component, example_dir};
+use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, component, example_dir};
 use ureq::http::{Method, Request};
 
 /// A running `telehook serve`.
@@ -21,6 +21,7 @@ struct Server {
 
 struct Reply {
     status: u16,
+    retry_after: Option<String>,
     body: String,
 }
 
@@ -99,6 +100,11 @@ impl Server {
             .expect("the server answers");
         Reply {
             status: response.status().as_u16(),
+            retry_after: response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
             body: response.body_mut().read_to_string().expect("a text body"),
         }
     }
@@ -723,4 +729,124 @@ fn stalled_clients_are_cut_off() {
     let read = std::io::Read::read(&mut slow_body, &mut answer).expect("an answer");
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[test]
+fn a_flood_to_one_integration_is_refused_there_alone() {
+    let dir = data_dir();
+    let server = Arc::new(Server::start(dir.path()));
+    server.tenant("acme");
+    let slow = server.integration("acme", "slow", HOSTILE, json!({}));
+    let good = server.integration("acme", "good", GENERIC_JSON, json!({}));
+    let limits = "/tenants/acme/integrations/slow/limits";
+
+    // Limits out of the host's caps are refused whole and change nothing.
+    let refused = server.admin("PUT", limits, json!({ "timeout_ms": 5000, "max_queue": 1 }));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("`timeout_ms` is 5000, outside 1 to 1000"),
+        "{}",
+        refused.body
+    );
+    let unknown = server.admin("PUT", limits, json!({ "cpu": 1 }));
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(
+        server.admin("GET", limits, Value::Null).json()["own"]["max_queue"],
+        Value::Null
+    );
+
+    // The slow integration may run one parser at a time, with one more waiting.
+    let set = server.admin(
+        "PUT",
+        limits,
+        json!({ "timeout_ms": 200, "max_concurrency": 1, "max_queue": 1 }),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    let effective = &set.json()["effective"];
+    assert_eq!(
+        (
+            &effective["timeout_ms"],
+            &effective["max_concurrency"],
+            &effective["max_queue"]
+        ),
+        (&json!(200), &json!(1), &json!(1))
+    );
+
+    let flood: Vec<_> = (0..6)
+        .map(|_| {
+            let (server, slow) = (Arc::clone(&server), slow.clone());
+            std::thread::spawn(move || server.send("POST", &slow, None, &[], b"loop".to_vec()))
+        })
+        .collect();
+    let calls: Vec<Reply> = (0..20)
+        .map(|i| {
+            let body =
+                json!({ "callId": format!("c-{i}"), "srcPhone": "+7916", "dstPhone": "101" });
+            server.send("POST", &good, None, &[], body.to_string().into_bytes())
+        })
+        .collect();
+    let flood: Vec<Reply> = flood
+        .into_iter()
+        .map(|sender| sender.join().expect("the sender finishes"))
+        .collect();
+
+    assert!(
+        calls.iter().all(|reply| reply.status == 200),
+        "the good integration kept working"
+    );
+    assert_eq!(server.events("acme", "good").len(), 20);
+    let busy: Vec<&Reply> = flood.iter().filter(|reply| reply.status == 503).collect();
+    let timed_out = flood.iter().filter(|reply| reply.status == 500).count();
+    assert_eq!(
+        busy.len() + timed_out,
+        flood.len(),
+        "{:?}",
+        flood.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        timed_out >= 1 && !busy.is_empty(),
+        "{timed_out} timed out, {} busy",
+        busy.len()
+    );
+    assert!(
+        busy.iter()
+            .all(|reply| reply.body.contains("the integration is busy")
+                && reply.retry_after.as_deref() == Some("1"))
+    );
+
+    // A rate budget: the burst passes, the next request is told when to come back.
+    let set = server.admin(
+        "PUT",
+        "/tenants/acme/integrations/good/limits",
+        json!({ "rate_per_second": 1, "burst": 2 }),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    let body = json!({ "srcPhone": "+7916", "dstPhone": "101" }).to_string();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| {
+            server
+                .send("POST", &good, None, &[], body.clone().into_bytes())
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    let limited = server.send("POST", &good, None, &[], body.into_bytes());
+    assert!(
+        limited.body.contains("over its rate budget"),
+        "{}",
+        limited.body
+    );
+    assert_eq!(limited.retry_after.as_deref(), Some("1"));
+
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(r#"integration="slow",outcome="busy""#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"integration="good",outcome="rate_limited""#),
+        "{metrics}"
+    );
 }
