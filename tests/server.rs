@@ -850,3 +850,71 @@ fn a_flood_to_one_integration_is_refused_there_alone() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_parser_that_keeps_failing_is_suspended_until_an_admin_resets_it() {
+    let dir = data_dir();
+    let server = Server::start_with(
+        dir.path(),
+        &["--breaker-threshold", "3", "--breaker-cooldown-ms", "60000"],
+    );
+    server.tenant("acme");
+    let flaky = server.integration("acme", "flaky", HOSTILE, json!({}));
+    let good = server.integration("acme", "good", GENERIC_JSON, json!({}));
+    let health = "/tenants/acme/integrations/flaky/health";
+
+    for _ in 0..3 {
+        let crashed = server.send("POST", &flaky, None, &[], b"panic".to_vec());
+        assert_eq!(crashed.status, 500, "{}", crashed.body);
+    }
+    let suspended = server.send("POST", &flaky, None, &[], b"log".to_vec());
+    assert_eq!(suspended.status, 503, "{}", suspended.body);
+    assert!(
+        suspended.body.contains("keeps failing and is suspended"),
+        "{}",
+        suspended.body
+    );
+    let retry: u64 = suspended
+        .retry_after
+        .as_deref()
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("a retry-after in seconds");
+    assert!((50..=60).contains(&retry), "{retry}");
+
+    let report = server.admin("GET", health, Value::Null).json();
+    assert_eq!(report["state"], "open");
+    assert_eq!(report["consecutive_failures"], 3);
+    let errors = report["last_errors"].as_array().expect("a list");
+    assert_eq!(errors.len(), 3);
+    assert!(errors.iter().all(|failure| {
+        failure["kind"] == "trap"
+            && failure["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("hostile parser panicked on purpose"))
+    }));
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(r#"telehook_breaker_open{integration="flaky"} 1"#),
+        "{metrics}"
+    );
+
+    // The other integration never noticed.
+    let body = json!({ "srcPhone": "+7916", "dstPhone": "101" }).to_string();
+    assert_eq!(
+        server
+            .send("POST", &good, None, &[], body.into_bytes())
+            .status,
+        200
+    );
+
+    let reset = server.admin("POST", &format!("{health}/reset"), Value::Null);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(reset.json()["state"], "closed");
+    let resumed = server.send("POST", &flaky, None, &[], b"log".to_vec());
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(r#"telehook_breaker_open{integration="flaky"} 0"#),
+        "{metrics}"
+    );
+}

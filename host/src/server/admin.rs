@@ -65,6 +65,8 @@ pub fn routes() -> axum::Router<AppState> {
             &format!("{integration}/limits"),
             get(show_limits).put(replace_limits),
         )
+        .route(&format!("{integration}/health"), get(show_health))
+        .route(&format!("{integration}/health/reset"), post(reset_health))
         .route(&format!("{integration}/webhook"), get(show_webhook))
         .route(
             &format!("{integration}/webhook/regenerate"),
@@ -522,6 +524,29 @@ async fn replace_limits(
         .set_integration_limits(&integration.id, &own)
         .await?;
     ok(json!({ "own": own, "effective": effective }))
+}
+
+async fn show_health(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    ok(json!(state.service.health(&integration.id).await?))
+}
+
+/// Closes the circuit breaker: the admin's word that the parser may be called again.
+async fn reset_health(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, integration)): Path<(String, String)>,
+) -> ApiResult {
+    let integration = state
+        .service
+        .integration_for(&caller.0, &tenant, &integration)?;
+    ok(json!(state.service.reset_health(&integration.id).await?))
 }
 
 async fn show_webhook(

@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by integration and outcome, and parser latency.
+//! Prometheus metrics: requests by integration and outcome, parser latency, and which
+//! integrations' circuit breakers are open.
 //!
 //! Integration ids come from URLs anyone can send; only registered ones become label values,
 //! so that a scan of random URLs cannot grow the metrics without bound.
@@ -6,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +27,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<OutcomeLabels, Counter>,
     latency: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
+    breaker_open: Family<IntegrationLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -44,7 +47,7 @@ impl Default for Metrics {
             "webhook_requests",
             "Webhook requests by integration and outcome (ok, rejected, trap, timeout, \
              memory_limit, stack_overflow, invalid, instantiate, unknown_integration, \
-             no_active_version, busy, rate_limited, too_large, storage_error)",
+             no_active_version, busy, rate_limited, suspended, too_large, storage_error)",
             requests.clone(),
         );
         registry.register(
@@ -52,10 +55,17 @@ impl Default for Metrics {
             "Time to run a parser in a fresh instance and validate its result",
             latency.clone(),
         );
+        let breaker_open = Family::<IntegrationLabels, Gauge>::default();
+        registry.register(
+            "breaker_open",
+            "1 while an integration's parser keeps failing and is not being called",
+            breaker_open.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            breaker_open,
         }
     }
 }
@@ -78,6 +88,15 @@ impl Metrics {
                 integration: integration.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Records whether an integration's circuit breaker is open.
+    pub fn breaker_open(&self, integration: &str, open: bool) {
+        self.breaker_open
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_owned(),
+            })
+            .set(i64::from(open));
     }
 
     /// The metrics in Prometheus text format.

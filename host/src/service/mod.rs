@@ -15,6 +15,7 @@
 pub mod admission;
 pub mod components;
 pub mod dispatch;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod registry;
@@ -36,6 +37,7 @@ use crate::{InvocationLog, Limits, RuntimeError};
 use admission::{AdmissionLimits, Gate};
 use components::{ComponentStore, StoreError};
 use dispatch::EventLog;
+use health::{Breaker, BreakerConfig, HealthReport};
 use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
 use registry::{Integration, Registry, RegistryError};
@@ -114,6 +116,8 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// Each integration's share of the host, unless an admin tunes it per integration.
     pub admission: AdmissionLimits,
+    /// When a parser that keeps failing stops being called.
+    pub breaker: BreakerConfig,
 }
 
 /// An integration's webhook endpoint as requests see it.
@@ -125,6 +129,8 @@ pub(crate) struct Route {
     pub(crate) secrets: Vec<String>,
     /// The integration's admission state, carried over from route to route.
     pub(crate) gate: Arc<Gate>,
+    /// The active version's circuit breaker, carried over until another version is activated.
+    pub(crate) breaker: Arc<Breaker>,
 }
 
 /// The parser version requests run on, with the settings it sees.
@@ -169,6 +175,7 @@ pub struct Service {
     admin_token: String,
     public_url: String,
     admission: AdmissionLimits,
+    breaker: BreakerConfig,
 }
 
 impl Service {
@@ -189,6 +196,7 @@ impl Service {
             admin_token: admin_token(&config.data_dir)?,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             admission: config.admission,
+            breaker: config.breaker,
         })
     }
 
@@ -364,6 +372,34 @@ impl Service {
         .map_err(Into::into)
     }
 
+    /// The circuit breaker of an integration's active version: its state and last errors.
+    pub async fn health(
+        self: &Arc<Self>,
+        integration_id: &str,
+    ) -> Result<HealthReport, ServiceError> {
+        Ok(self.loaded_route(integration_id).await?.breaker.report())
+    }
+
+    /// Closes an integration's circuit breaker: its parser is called again from the next request.
+    pub async fn reset_health(
+        self: &Arc<Self>,
+        integration_id: &str,
+    ) -> Result<HealthReport, ServiceError> {
+        let route = self.loaded_route(integration_id).await?;
+        route.breaker.reset();
+        self.metrics.breaker_open(integration_id, false);
+        Ok(route.breaker.report())
+    }
+
+    async fn loaded_route(
+        self: &Arc<Self>,
+        integration_id: &str,
+    ) -> Result<Arc<Route>, ServiceError> {
+        self.route(integration_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("integration `{integration_id}`")))
+    }
+
     /// An integration's own limits and the limits its requests run under.
     pub fn integration_limits(
         &self,
@@ -465,20 +501,34 @@ impl Service {
             }
             None => None,
         };
-        let gate = self
+        let previous = self
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(integration_id)
+            .cloned();
+        let gate = previous
+            .as_ref()
             .map(|route| Arc::clone(&route.gate))
             .filter(|gate| *gate.limits() == limits.admission)
             .unwrap_or_else(|| Arc::new(Gate::new(limits.admission)));
+        let same_version = |route: &&Arc<Route>| {
+            route.active.as_ref().map(|active| active.version) == integration.active_version
+        };
+        let breaker = match previous.as_ref().filter(same_version) {
+            Some(route) => Arc::clone(&route.breaker),
+            None => {
+                self.metrics.breaker_open(integration_id, false);
+                Arc::new(Breaker::new(self.breaker))
+            }
+        };
         let route = Route {
             tenant_id: integration.tenant_id,
             webhook_token: integration.webhook_token,
             active,
             secrets: settings.values().map(str::to_owned).collect(),
             gate,
+            breaker,
         };
         self.routes
             .write()

@@ -7,6 +7,7 @@
 //! | no active parser version | `503 {"error": ...}` with `retry-after`, so the provider retries |
 //! | over the integration's rate budget | `429 {"error": ...}` with `retry-after` (see [`super::admission`]) |
 //! | the integration's running slots and queue are full, or the queue wait ran out | `503 {"error": ...}` with `retry-after` |
+//! | the integration's parser keeps failing and its circuit breaker is open (see [`super::health`]) | `503 {"error": ...}` with `retry-after` until the next probe |
 //! | the parser's result is valid | its response, or `200` with an empty body; events are committed to the log first |
 //! | the parser refused the request (`parse-error`) | `400 {"error": message}`, as the platform's example does |
 //! | the parser crashed, timed out, hit a limit, or returned an invalid result | `500 {"error": message}`: the parser's fault, so providers that retry on 5xx retry once it is fixed |
@@ -21,9 +22,9 @@ use serde_json::json;
 use super::admission::Refusal;
 use super::dispatch::NewEvent;
 use super::registry::now;
-use super::{InvocationSummary, Service, tokens};
+use super::{InvocationSummary, Route, Service, tokens};
 use crate::error::InvokeError;
-use crate::outcome::HttpResponse;
+use crate::outcome::{HttpResponse, Outcome};
 use crate::request::WebhookRequest;
 
 /// How much of a request body the recent-invocations view keeps.
@@ -58,6 +59,33 @@ fn retry_after(status: u16, message: &str, wait: Duration) -> HttpResponse {
         .headers
         .push(("retry-after".into(), seconds.max(1).to_string()));
     response
+}
+
+impl Service {
+    /// Tells the integration's circuit breaker how the parser did. A refusal is the parser's own
+    /// decision and counts as working; a host that could not start an instance says nothing
+    /// about the parser.
+    fn judge(&self, integration_id: &str, route: &Route, result: &Result<Outcome, InvokeError>) {
+        match result {
+            Ok(_) | Err(InvokeError::Rejected { .. }) => {
+                if route.breaker.succeeded() {
+                    tracing::info!(integration_id, "the parser works again: resumed");
+                    self.metrics.breaker_open(integration_id, false);
+                }
+            }
+            Err(InvokeError::Instantiate(_)) => {}
+            Err(err) => {
+                if route.breaker.failed(err.kind(), &err.to_string()) {
+                    tracing::error!(
+                        integration_id,
+                        "the parser keeps failing: suspended until the cooldown ends or an admin \
+                         resets it"
+                    );
+                    self.metrics.breaker_open(integration_id, true);
+                }
+            }
+        }
+    }
 }
 
 /// The answer to a request the integration's gate did not let in.
@@ -135,6 +163,16 @@ impl Service {
             Ok(permit) => permit,
             Err(refusal) => return refused(integration_id, refusal),
         };
+        if let Err(wait) = route.breaker.allow() {
+            return Answer {
+                response: retry_after(
+                    503,
+                    "the integration's parser keeps failing and is suspended; retry later",
+                    wait,
+                ),
+                outcome: "suspended",
+            };
+        }
         let started = Instant::now();
         let (request, invocation) = {
             let active = Arc::clone(&active);
@@ -161,6 +199,7 @@ impl Service {
             Ok(_) => "ok",
             Err(err) => err.kind(),
         };
+        self.judge(integration_id, &route, &invocation.result);
         self.remember(
             integration_id,
             InvocationSummary {

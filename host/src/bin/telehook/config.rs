@@ -10,6 +10,7 @@ use serde::Deserialize;
 use telehook::Limits;
 use telehook::server::HttpLimits;
 use telehook::service::admission::AdmissionLimits;
+use telehook::service::health::BreakerConfig;
 
 /// The default listening address: loopback only, until an operator decides otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
@@ -55,6 +56,12 @@ pub struct ServeArgs {
     /// Requests per second one integration may send [default: no budget].
     #[arg(long, env = "TELEHOOK_RATE_PER_SECOND")]
     pub rate_per_second: Option<u32>,
+    /// Parser failures in a row that suspend an integration; 0 never does [default: 20].
+    #[arg(long, env = "TELEHOOK_BREAKER_THRESHOLD")]
+    pub breaker_threshold: Option<u32>,
+    /// How long a suspended integration waits before a probe, in milliseconds [default: 30000].
+    #[arg(long, env = "TELEHOOK_BREAKER_COOLDOWN_MS")]
+    pub breaker_cooldown_ms: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -72,6 +79,8 @@ struct FileConfig {
     max_queue: Option<u32>,
     queue_wait_ms: Option<u64>,
     rate_per_second: Option<u32>,
+    breaker_threshold: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -83,6 +92,7 @@ pub struct ServeConfig {
     pub http: HttpLimits,
     pub limits: Limits,
     pub admission: AdmissionLimits,
+    pub breaker: BreakerConfig,
 }
 
 impl ServeConfig {
@@ -122,6 +132,13 @@ impl ServeConfig {
             admission.queue_wait = Duration::from_millis(ms);
         }
         admission.rate_per_second = args.rate_per_second.or(file.rate_per_second);
+        let mut breaker = BreakerConfig::default();
+        if let Some(threshold) = args.breaker_threshold.or(file.breaker_threshold) {
+            breaker.threshold = threshold;
+        }
+        if let Some(ms) = args.breaker_cooldown_ms.or(file.breaker_cooldown_ms) {
+            breaker.cooldown = Duration::from_millis(ms);
+        }
         Ok(Self {
             listen: match args.listen.or(file.listen) {
                 Some(listen) => listen,
@@ -135,6 +152,7 @@ impl ServeConfig {
             http,
             limits,
             admission,
+            breaker,
         })
     }
 }

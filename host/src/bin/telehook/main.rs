@@ -134,6 +134,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         public_url: config.public_url.unwrap_or_else(|| url.clone()),
         limits: config.limits,
         admission: config.admission,
+        breaker: config.breaker,
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
     println!("telehook listening on {url}");
