@@ -108,7 +108,41 @@ where
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::engine::contract::telehook::parser::types as wit;
+
+    proptest! {
+        /// Whatever arrives over HTTP becomes a contract request without panicking and
+        /// without losing anything: the method, path, every header in order (names in lower
+        /// case), the query decoded from the path, and the body byte for byte.
+        #[test]
+        fn http_requests_convert_without_loss(
+            method in "[A-Za-z]{1,10}",
+            path in "/[ -~]{0,60}",
+            headers in prop::collection::vec(("[A-Za-z0-9-]{1,20}", ".{0,40}"), 0..20),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let request = WebhookRequest::new(&method, &path, headers.clone(), body.clone());
+            let converted = wit::Request::from(&request);
+            prop_assert_eq!(&converted.method, &method.to_ascii_uppercase());
+            prop_assert_eq!(&converted.path_with_query, &path);
+            prop_assert_eq!(converted.headers.len(), headers.len());
+            for ((name, value), (sent_name, sent_value)) in converted.headers.iter().zip(&headers) {
+                prop_assert_eq!(name, &sent_name.to_ascii_lowercase());
+                prop_assert_eq!(value, sent_value);
+            }
+            let query: Vec<(String, String)> = path
+                .split_once('?')
+                .map(|(_, query)| {
+                    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+                })
+                .unwrap_or_default();
+            prop_assert_eq!(&converted.query, &query);
+            prop_assert_eq!(&converted.body, &body);
+        }
+    }
 
     #[test]
     fn request_file_is_normalised() {

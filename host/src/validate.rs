@@ -317,6 +317,9 @@ fn is_token_char(c: char) -> bool {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::outcome::{Disposition, EventType};
