@@ -81,6 +81,35 @@ fn infinite_loop_is_stopped_at_the_deadline() {
 }
 
 #[test]
+fn loops_that_only_call_the_host_or_churn_memory_are_stopped_at_the_deadline() {
+    for body in ["host-loop", "churn"] {
+        let err = hostile_default_deadline()
+            .invoke(&command(body), Arc::new(Settings::new()))
+            .result
+            .unwrap_err();
+        assert!(
+            matches!(err, InvokeError::Timeout { .. }),
+            "{body}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn thousands_of_headers_and_control_characters_are_refused_by_field() {
+    let err = invoke("many-headers").result.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("response.headers: 10000 headers is more than the limit of 32"),
+        "{err}"
+    );
+    let err = invoke("control-chars").result.unwrap_err();
+    let message = err.to_string();
+    for field in ["event.src_phone", "event.dst_phone", "event.call_id"] {
+        assert!(message.contains(field), "{field} in {message}");
+    }
+}
+
+#[test]
 fn memory_bomb_hits_the_memory_limit() {
     let err = invoke("alloc").result.unwrap_err();
     assert!(

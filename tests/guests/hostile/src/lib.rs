@@ -39,6 +39,23 @@ impl Parser for Hostile {
                 eprintln!("to stderr");
                 Ok(ParseResult::empty())
             }
+            "host-loop" => loop {
+                black_box(settings::get("never-set"));
+            },
+            "churn" => loop {
+                drop(black_box(vec![1u8; 64 << 10]));
+            },
+            "many-headers" => {
+                let mut response = Response::new(200);
+                for index in 0..10_000 {
+                    response = response.with_header(format!("x-header-{index}"), "value");
+                }
+                Ok(ParseResult::with_response(response))
+            }
+            "control-chars" => Ok(ParseResult::with_event(
+                TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+7916\u{0}", " ")
+                    .with_call_id("call\u{1b}[31m"),
+            )),
             "setting" => {
                 let phone = settings::require("phone")?;
                 Ok(ParseResult::with_event(TelephonyEvent::new(
