@@ -4,8 +4,10 @@
 //!   embedded default, register the examples through the admin API, send every sample request
 //!   over HTTP and show the answers and the logged events.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
+//! - `cargo xtask reliability [--quick]`: the hostile-input suite against a real server; its
+//!   table goes in `RELIABILITY.md` (see [`reliability`]).
 //!
-//! Both first make sure the `wasm32-wasip2` target is installed.
+//! All first make sure the `wasm32-wasip2` target is installed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +15,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
-mod demo;
+mod reliability;
+mod server;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "guest";
@@ -27,7 +30,8 @@ fn main() -> Result<()> {
     match task.as_str() {
         "demo" => demo(&root),
         "test" => test(&root),
-        _ => bail!("usage: cargo xtask <demo|test>"),
+        "reliability" => reliability(&root, std::env::args().any(|arg| arg == "--quick")),
+        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]>"),
     }
 }
 
@@ -36,9 +40,9 @@ fn test(root: &Path) -> Result<()> {
     run(Command::new(cargo()).current_dir(root).arg("test"))
 }
 
-fn demo(root: &Path) -> Result<()> {
+/// Builds guest crates into `target/guests` with the `guest` profile; returns where they land.
+fn build_guests(root: &Path, packages: &[String]) -> Result<PathBuf> {
     ensure_guest_target()?;
-    let examples = examples(root)?;
     let mut build = Command::new(cargo());
     build
         .current_dir(root)
@@ -50,10 +54,43 @@ fn demo(root: &Path) -> Result<()> {
             GUEST_PROFILE,
         ])
         .args(["--target-dir", "target/guests"]);
-    for example in &examples {
-        build.args(["--package", example]);
+    for package in packages {
+        build.args(["--package", package]);
     }
     run(&mut build)?;
+    Ok(root
+        .join("target/guests")
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE))
+}
+
+fn reliability(root: &Path, quick: bool) -> Result<()> {
+    let guests = ["generic-json", "hostile", "wrong-world", "file-reader"].map(String::from);
+    let components = build_guests(root, &guests)?;
+    let profile = if quick { "dev" } else { "release" };
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "--package",
+        "telehook",
+        "--profile",
+        profile,
+    ]))?;
+    let data_dir = root.join("target/reliability-data");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    let binary = if quick { "debug" } else { "release" };
+    reliability::run(&reliability::Setup {
+        telehook: &root.join("target").join(binary).join("telehook"),
+        components: &components,
+        data_dir: &data_dir,
+        quick,
+    })
+}
+
+fn demo(root: &Path) -> Result<()> {
+    let examples = examples(root)?;
+    let components = build_guests(root, &examples)?;
     run(Command::new(cargo())
         .current_dir(root)
         .args(["build", "--package", "telehook"]))?;
@@ -62,11 +99,7 @@ fn demo(root: &Path) -> Result<()> {
     if data_dir.exists() {
         std::fs::remove_dir_all(&data_dir)?;
     }
-    let server = demo::Server::start(&root.join("target/debug/telehook"), &data_dir)?;
-    let components = root
-        .join("target/guests")
-        .join(GUEST_TARGET)
-        .join(GUEST_PROFILE);
+    let server = server::Server::start(&root.join("target/debug/telehook"), &data_dir, &[])?;
     server.admin(
         "POST",
         "/tenants",

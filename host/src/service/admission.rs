@@ -19,8 +19,13 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Requests of one integration that may run parsers at once, unless configured otherwise.
-pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
+/// Requests of one integration that may run parsers at once, unless configured otherwise: every
+/// core but one, so that no single integration, however busy or slow, can occupy the whole
+/// machine (on two cores: one at a time).
+pub fn default_max_concurrency() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores.saturating_sub(1).max(1)).unwrap_or(u32::MAX)
+}
 /// Requests of one integration that may wait for a running one, unless configured otherwise.
 pub const DEFAULT_MAX_QUEUE: u32 = 64;
 /// How long a queued request waits for its turn before it is refused.
@@ -45,7 +50,7 @@ pub struct AdmissionLimits {
 impl Default for AdmissionLimits {
     fn default() -> Self {
         Self {
-            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_concurrency: default_max_concurrency(),
             max_queue: DEFAULT_MAX_QUEUE,
             queue_wait: DEFAULT_QUEUE_WAIT,
             rate_per_second: None,

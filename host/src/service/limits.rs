@@ -5,12 +5,12 @@
 //! |---|---|---|
 //! | `timeout_ms` | the host's parser timeout (`--parser-timeout-ms`, 50 ms) | 1 to the host's timeout cap (1 s) |
 //! | `memory_bytes` | the host's memory limit (32 MiB) | 1 MiB to the host's memory cap (128 MiB) |
-//! | `max_concurrency` | [`DEFAULT_MAX_CONCURRENCY`] | 1 to the host's instance count |
+//! | `max_concurrency` | [`default_max_concurrency`]: every core but one | 1 to the host's instance count |
 //! | `max_queue` | [`DEFAULT_MAX_QUEUE`] | 0 to [`MAX_QUEUE`] |
 //! | `rate_per_second` | none (no budget) | 1 to [`MAX_RATE`] |
 //! | `burst` | `rate_per_second` | 1 to [`MAX_RATE`], only with `rate_per_second` |
 //!
-//! [`DEFAULT_MAX_CONCURRENCY`]: super::admission::DEFAULT_MAX_CONCURRENCY
+//! [`default_max_concurrency`]: super::admission::default_max_concurrency
 //! [`DEFAULT_MAX_QUEUE`]: super::admission::DEFAULT_MAX_QUEUE
 
 use std::time::Duration;

@@ -176,6 +176,7 @@ pub struct Service {
     public_url: String,
     admission: AdmissionLimits,
     breaker: BreakerConfig,
+    compilations: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -197,6 +198,7 @@ impl Service {
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             admission: config.admission,
             breaker: config.breaker,
+            compilations: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -275,6 +277,13 @@ impl Service {
         integration_id: &str,
         bytes: Vec<u8>,
     ) -> Result<registry::Version, ServiceError> {
+        // Compiling is the heaviest thing a tenant can ask for: one compilation at a time, so
+        // that a flood of uploads takes one core and never the webhooks' others.
+        let _compiling = self
+            .compilations
+            .acquire()
+            .await
+            .map_err(|err| ServiceError::Storage(err.to_string()))?;
         let service = Arc::clone(self);
         let (digest, size) = tokio::task::spawn_blocking(move || {
             let parser = service.runtime.load(&bytes)?;

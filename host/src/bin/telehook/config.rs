@@ -44,7 +44,7 @@ pub struct ServeArgs {
     /// The time a client may take to send its body, in milliseconds [default: 10000].
     #[arg(long, env = "TELEHOOK_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: Option<u64>,
-    /// Requests of one integration that may run parsers at once [default: 8].
+    /// Requests of one integration that may run parsers at once [default: every core but one].
     #[arg(long, env = "TELEHOOK_MAX_CONCURRENCY")]
     pub max_concurrency: Option<u32>,
     /// Requests of one integration that may wait for a running one [default: 64].

@@ -1,5 +1,5 @@
-//! The demo's client side: a `telehook serve` child process and the HTTP calls an admin and a
-//! provider would make.
+//! A `telehook serve` child process and the HTTP calls an admin and a provider make, for the
+//! demo and the reliability suite.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,16 +12,18 @@ use ureq::http::{Method, Request};
 /// `telehook serve` on a free loopback port, stopped with SIGTERM when dropped.
 pub struct Server {
     child: Child,
-    url: String,
-    admin_token: String,
-    agent: ureq::Agent,
+    pub url: String,
+    pub admin_token: String,
+    pub agent: ureq::Agent,
 }
 
 impl Server {
-    pub fn start(telehook: &Path, data_dir: &Path) -> Result<Self> {
+    /// Starts the server with `flags` added to its command line.
+    pub fn start(telehook: &Path, data_dir: &Path, flags: &[&str]) -> Result<Self> {
         let mut child = Command::new(telehook)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .spawn()
             .context("starting telehook serve")?;
@@ -61,7 +63,8 @@ impl Server {
         self.admin_bytes(method, path, body)
     }
 
-    fn admin_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Value> {
+    /// An admin API call with a raw body, e.g. a component upload.
+    pub fn admin_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Value> {
         let request = Request::builder()
             .method(Method::from_bytes(method.as_bytes())?)
             .uri(format!("{}/admin{path}", self.url))
