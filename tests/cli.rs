@@ -241,18 +241,25 @@ fn run_names_what_is_wrong_with_a_request_file() {
     );
 }
 
-#[test]
-fn zadarma_without_its_api_secret_names_the_missing_setting() {
+/// `telehook run` of the Zadarma example on its signed `NOTIFY_START` sample.
+fn run_zadarma_notify_start(settings: &[&str]) -> Output {
     let request = telehook_test_artifacts::example_dir("zadarma")
         .join("samples")
         .join("notify-start.request.json");
-    let output = telehook(&[
+    let mut args = vec![
         "run",
         "--module",
         ZADARMA,
         "--request",
         request.to_str().expect("UTF-8 path"),
-    ]);
+    ];
+    args.extend(settings);
+    telehook(&args)
+}
+
+#[test]
+fn zadarma_without_its_api_secret_names_the_missing_setting() {
+    let output = run_zadarma_notify_start(&[]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(
         stderr(&output).contains(
@@ -265,18 +272,7 @@ fn zadarma_without_its_api_secret_names_the_missing_setting() {
 
 #[test]
 fn zadarma_refuses_a_signature_made_with_another_secret() {
-    let request = telehook_test_artifacts::example_dir("zadarma")
-        .join("samples")
-        .join("notify-start.request.json");
-    let output = telehook(&[
-        "run",
-        "--module",
-        ZADARMA,
-        "--request",
-        request.to_str().expect("UTF-8 path"),
-        "--setting",
-        "api_secret=not-the-secret",
-    ]);
+    let output = run_zadarma_notify_start(&["--setting", "api_secret=not-the-secret"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(printed["event"], Value::Null);

@@ -2,7 +2,7 @@
 //! tenant's token manages that tenant's integrations only, and another tenant's look to it as
 //! if they did not exist.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::body::Body;
@@ -119,6 +119,32 @@ impl FromRequestParts<AppState> for Caller {
         match state.service.authenticate(token.trim())? {
             Some(principal) => Ok(Self(principal)),
             None => Err(unauthorized("unknown token")),
+        }
+    }
+}
+
+/// The integration named in the path, resolved for the caller: another tenant's integration
+/// answers "not found", as if it did not exist.
+struct Owned(Integration);
+
+impl FromRequestParts<AppState> for Owned {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.body_text()))?;
+        match (params.get("tenant"), params.get("integration")) {
+            (Some(tenant), Some(integration)) => Ok(Self(
+                state
+                    .service
+                    .integration_for(&principal, tenant, integration)?,
+            )),
+            _ => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "no integration in the path".into(),
+            )),
         }
     }
 }
@@ -278,37 +304,25 @@ async fn list_integrations(
 
 async fn show_integration(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     ok(integration_json(&state, &integration))
 }
 
 async fn delete_integration(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     state.service.delete_integration(&integration.id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn upload_version(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let limit = state.service.limits().component_bytes;
     let bytes = read(&headers, body, limit, state.limits.body_timeout).await?;
     let version = state
@@ -326,12 +340,8 @@ async fn upload_version(
 
 async fn list_versions(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let versions = state
         .service
         .registry()
@@ -356,24 +366,17 @@ async fn list_versions(
 
 async fn activate(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration, version)): Path<(String, String, u32)>,
+    Owned(integration): Owned,
+    Path((_, _, version)): Path<(String, String, u32)>,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     state.service.activate(&integration.id, version).await?;
     ok(json!({ "active_version": version }))
 }
 
 async fn rollback(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let version = state.service.rollback(&integration.id).await?;
     ok(json!({ "active_version": version }))
 }
@@ -382,14 +385,11 @@ async fn rollback(
 /// integration's settings, without activating it or dispatching anything.
 async fn test_version(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration, version)): Path<(String, String, u32)>,
+    Owned(integration): Owned,
+    Path((_, _, version)): Path<(String, String, u32)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let bytes = read(&headers, body, MAX_JSON_BYTES, state.limits.body_timeout).await?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
@@ -408,12 +408,8 @@ async fn test_version(
 
 async fn show_settings(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let settings = state.service.settings(&integration.id)?;
     ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
 }
@@ -421,14 +417,10 @@ async fn show_settings(
 /// `{"key": "value"}` sets a key, `{"key": null}` removes it; other keys are left alone.
 async fn update_settings(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let changes: BTreeMap<String, Option<String>> = json_body(&state, &headers, body).await?;
     if let Some(key) = changes.keys().find(|key| key.is_empty() || key.len() > 128) {
         return Err(ApiError(
@@ -447,12 +439,8 @@ async fn update_settings(
 
 async fn show_bindings(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let bindings = state
         .service
         .registry()
@@ -463,14 +451,10 @@ async fn show_bindings(
 
 async fn replace_bindings(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let bindings: Vec<Binding> = json_body(&state, &headers, body).await?;
     let mut seen = std::collections::HashSet::new();
     for binding in &bindings {
@@ -497,12 +481,8 @@ async fn replace_bindings(
 
 async fn show_limits(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let (own, effective) = state.service.integration_limits(&integration.id)?;
     ok(json!({ "own": own, "effective": effective }))
 }
@@ -510,14 +490,10 @@ async fn show_limits(
 /// Replaces the integration's own limits; omitted fields return to the host's defaults.
 async fn replace_limits(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let own: IntegrationLimits = json_body(&state, &headers, body).await?;
     let effective = state
         .service
@@ -528,50 +504,31 @@ async fn replace_limits(
 
 async fn show_health(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     ok(json!(state.service.health(&integration.id).await?))
 }
 
 /// Closes the circuit breaker: the admin's word that the parser may be called again.
 async fn reset_health(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     ok(json!(state.service.reset_health(&integration.id).await?))
 }
 
 async fn show_webhook(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     ok(json!({ "url": state.service.webhook_url(&integration) }))
 }
 
 async fn regenerate_webhook(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
-    state.service.regenerate_token(&integration.id).await?;
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration.id)?;
+    let integration = state.service.regenerate_token(&integration).await?;
     ok(json!({ "url": state.service.webhook_url(&integration) }))
 }
 
@@ -585,13 +542,9 @@ struct EventsQuery {
 
 async fn list_events(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
     Query(query): Query<EventsQuery>,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     let limit = query.limit.unwrap_or(100).min(1000);
     let events = state
         .service
@@ -603,11 +556,7 @@ async fn list_events(
 
 async fn list_invocations(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, integration)): Path<(String, String)>,
+    Owned(integration): Owned,
 ) -> ApiResult {
-    let integration = state
-        .service
-        .integration_for(&caller.0, &tenant, &integration)?;
     ok(json!(state.service.recent_invocations(&integration.id)))
 }

@@ -332,11 +332,15 @@ impl Service {
     /// Replaces the webhook token: the old URL stops working at once.
     pub async fn regenerate_token(
         self: &Arc<Self>,
-        integration_id: &str,
-    ) -> Result<(), ServiceError> {
-        self.registry
-            .set_webhook_token(integration_id, &tokens::generate()?)?;
-        self.refresh_route(integration_id).await
+        integration: &Integration,
+    ) -> Result<Integration, ServiceError> {
+        let token = tokens::generate()?;
+        self.registry.set_webhook_token(&integration.id, &token)?;
+        self.refresh_route(&integration.id).await?;
+        Ok(Integration {
+            webhook_token: token,
+            ..integration.clone()
+        })
     }
 
     /// Deletes an integration; its webhook URL stops working at once.
