@@ -101,6 +101,9 @@ fn engine_config(limits: &Limits) -> Config {
         // Deadlines by epoch: a counter check at loop heads and calls, far cheaper than fuel.
         .epoch_interruption(true)
         .max_wasm_stack(limits.wasm_stack_bytes)
+        // Compile on the calling thread: the service compiles uploads in its low-priority
+        // background lane, and compiler threads of their own would escape it.
+        .parallel_compilation(false)
         .memory_init_cow(true)
         .wasm_component_model(true);
     config

@@ -20,7 +20,7 @@ use super::body::{ApiError, read};
 use crate::request::WebhookRequest;
 use crate::service::limits::IntegrationLimits;
 use crate::service::registry::{Binding, Integration};
-use crate::service::{Principal, ServiceError, tokens};
+use crate::service::{Principal, ServiceError, lanes, tokens};
 
 /// The largest JSON body the admin API reads.
 const MAX_JSON_BYTES: usize = 1 << 20;
@@ -397,7 +397,8 @@ async fn test_version(
         .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.to_string()))?;
     let parser = state.service.load_version(&integration.id, version).await?;
     let settings = std::sync::Arc::new(state.service.settings(&integration.id)?);
-    let invocation = tokio::task::spawn_blocking(move || parser.invoke(&request, settings))
+    // A trial is never urgent, and the version on trial may be the one that loops forever.
+    let invocation = lanes::in_background(move || parser.invoke(&request, settings))
         .await
         .map_err(|err| ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
     match invocation.result {

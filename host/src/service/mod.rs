@@ -6,6 +6,8 @@
 //! - [`dispatch`]: the durable event log every accepted event is committed to;
 //! - [`admission`] and [`limits`]: each integration's share of the host (concurrency, queue,
 //!   rate budget) and the limits an admin may tune for it;
+//! - [`lanes`]: heavy work (compilation, parsers that keep burning CPU) at the lowest priority;
+//! - [`health`]: the circuit breaker of a parser that keeps failing;
 //! - [`metrics`] and [`tokens`].
 //!
 //! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
@@ -16,6 +18,7 @@ pub mod admission;
 pub mod components;
 pub mod dispatch;
 pub mod health;
+pub mod lanes;
 pub mod limits;
 pub mod metrics;
 pub mod registry;
@@ -38,6 +41,7 @@ use admission::{AdmissionLimits, Gate};
 use components::{ComponentStore, StoreError};
 use dispatch::EventLog;
 use health::{Breaker, BreakerConfig, HealthReport};
+use lanes::CostMeter;
 use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
 use registry::{Integration, Registry, RegistryError};
@@ -131,6 +135,8 @@ pub(crate) struct Route {
     pub(crate) gate: Arc<Gate>,
     /// The active version's circuit breaker, carried over until another version is activated.
     pub(crate) breaker: Arc<Breaker>,
+    /// What the integration's invocations cost lately, which decides the lane they run in.
+    pub(crate) cost: Arc<CostMeter>,
 }
 
 /// The parser version requests run on, with the settings it sees.
@@ -277,15 +283,15 @@ impl Service {
         integration_id: &str,
         bytes: Vec<u8>,
     ) -> Result<registry::Version, ServiceError> {
-        // Compiling is the heaviest thing a tenant can ask for: one compilation at a time, so
-        // that a flood of uploads takes one core and never the webhooks' others.
+        // Compiling is the heaviest thing a tenant can ask for: one compilation at a time, in the
+        // background lane, so that a flood of uploads gets only the CPU the webhooks leave.
         let _compiling = self
             .compilations
             .acquire()
             .await
             .map_err(|err| ServiceError::Storage(err.to_string()))?;
         let service = Arc::clone(self);
-        let (digest, size) = tokio::task::spawn_blocking(move || {
+        let (digest, size) = lanes::in_background(move || {
             let parser = service.runtime.load(&bytes)?;
             let digest = service.components.put(&bytes, &parser)?;
             Ok::<_, ServiceError>((digest, bytes.len() as u64))
@@ -535,6 +541,9 @@ impl Service {
                 Arc::new(Breaker::new(self.breaker))
             }
         };
+        let cost = previous
+            .as_ref()
+            .map_or_else(Default::default, |route| Arc::clone(&route.cost));
         let route = Route {
             tenant_id: integration.tenant_id,
             webhook_token: integration.webhook_token,
@@ -542,6 +551,7 @@ impl Service {
             secrets: settings.values().map(str::to_owned).collect(),
             gate,
             breaker,
+            cost,
         };
         self.routes
             .write()

@@ -22,7 +22,7 @@ use serde_json::json;
 use super::admission::Refusal;
 use super::dispatch::NewEvent;
 use super::registry::now;
-use super::{InvocationSummary, Route, Service, tokens};
+use super::{InvocationSummary, Route, Service, lanes, tokens};
 use crate::error::InvokeError;
 use crate::outcome::{HttpResponse, Outcome};
 use crate::request::WebhookRequest;
@@ -176,12 +176,18 @@ impl Service {
         let started = Instant::now();
         let (request, invocation) = {
             let active = Arc::clone(&active);
-            match tokio::task::spawn_blocking(move || {
+            let job = move || {
                 let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
                 (request, invocation)
-            })
-            .await
-            {
+            };
+            let done = if route.cost.is_heavy() {
+                lanes::in_background(job).await.map_err(|err| err.to_string())
+            } else {
+                tokio::task::spawn_blocking(job)
+                    .await
+                    .map_err(|err| err.to_string())
+            };
+            match done {
                 Ok(done) => done,
                 Err(err) => {
                     tracing::error!(integration_id, "the invocation task failed: {err}");
@@ -192,6 +198,7 @@ impl Service {
                 }
             }
         };
+        route.cost.record(invocation.elapsed);
         self.metrics
             .parser_duration(integration_id, started.elapsed().as_secs_f64());
 

@@ -1,0 +1,144 @@
+//! Where CPU-heavy work runs, so that it cannot take the CPU from the webhooks of others.
+//!
+//! Admission ([`super::admission`]) bounds how many invocations of one integration run at once;
+//! on a machine with few cores that still lets one integration whose parser burns its whole
+//! CPU budget on every call (an infinite loop, a memory bomb) keep a core busy, and every other
+//! tenant's requests then wait for the scheduler. So work that is known to be heavy runs in the
+//! *background lane*: a thread of its own at the lowest CPU priority (Linux's `SCHED_IDLE`),
+//! which the kernel runs only on what the webhooks of well-behaved integrations leave over. Heavy work
+//! is:
+//!
+//! - compiling an uploaded component (cranelift can take seconds of CPU per component);
+//! - invoking the parser of an integration whose recent invocations cost, on average, more than
+//!   [`HEAVY_INVOCATION`]: a [`CostMeter`] per integration keeps that average, so a parser that
+//!   becomes cheap again comes back to the normal lane by itself.
+//!
+//! The deadline of a parser is wall-clock time, so a heavy parser on a busy host may time out
+//! sooner in CPU terms than it would on an idle one: that is the intended price of being heavy.
+//! A thread cannot leave the idle class again without privileges, so each background job gets a
+//! fresh thread; a heavy job costs far more than starting a thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// The average invocation cost above which an integration's parser runs in the background
+/// lane: a hundred times what a typical parser takes.
+pub const HEAVY_INVOCATION: Duration = Duration::from_millis(2);
+
+/// Weight of the newest invocation in the average, as a power of two (1/8).
+const AVERAGE_SHIFT: u32 = 3;
+
+/// An exponentially weighted average of what an integration's invocations cost.
+#[derive(Debug, Default)]
+pub struct CostMeter {
+    average_us: AtomicU64,
+}
+
+impl CostMeter {
+    /// Adds one invocation's cost to the average.
+    pub fn record(&self, cost: Duration) {
+        let cost_us = u64::try_from(cost.as_micros()).unwrap_or(u64::MAX);
+        // Concurrent updates may lose one another's sample; the average stays an average.
+        let average = self.average_us.load(Ordering::Relaxed);
+        let updated = average - (average >> AVERAGE_SHIFT) + (cost_us >> AVERAGE_SHIFT);
+        self.average_us.store(updated, Ordering::Relaxed);
+    }
+
+    /// Whether the next invocation belongs in the background lane.
+    pub fn is_heavy(&self) -> bool {
+        Duration::from_micros(self.average_us.load(Ordering::Relaxed)) > HEAVY_INVOCATION
+    }
+}
+
+/// Why background work produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    /// The operating system would not start a thread.
+    #[error("cannot start a background thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The job panicked.
+    #[error("the background job panicked")]
+    Panicked,
+}
+
+/// Runs `job` on a fresh thread at the lowest CPU priority and waits for its result.
+///
+/// # Errors
+/// [`LaneError`] when no thread could be started or the job panicked.
+pub async fn in_background<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LaneError> {
+    let (sender, receiver) = oneshot::channel();
+    thread::Builder::new()
+        .name("telehook-background".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = sender.send(job());
+        })?;
+    receiver.await.map_err(|_| LaneError::Panicked)
+}
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only on CPU time no normal
+/// thread wants, and a normal thread that wakes up takes its core at once. (A low nice value
+/// alone is not enough: the kernel may let a running thread finish its time slice, a few
+/// milliseconds, before a waking webhook gets the core.)
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    let thread = thread_priority::thread_native_id();
+    if let Err(err) =
+        thread_priority::set_thread_priority_and_policy(thread, ThreadPriority::Min, idle)
+    {
+        tracing::warn!("cannot lower a background thread's priority: {err:?}");
+    }
+}
+
+/// Elsewhere the background lane is only a separate thread.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_integration_becomes_heavy_after_an_expensive_call_and_light_again_after_cheap_ones() {
+        let meter = CostMeter::default();
+        for _ in 0..100 {
+            meter.record(Duration::from_micros(20));
+        }
+        assert!(!meter.is_heavy());
+        meter.record(Duration::from_millis(50));
+        assert!(meter.is_heavy());
+        let mut cheap_calls = 0;
+        while meter.is_heavy() {
+            meter.record(Duration::from_micros(20));
+            cheap_calls += 1;
+        }
+        assert!((5..50).contains(&cheap_calls), "{cheap_calls}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn background_work_runs_in_the_idle_class_and_returns_its_result() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let (policy, answer) = in_background(|| (thread_priority::thread_schedule_policy(), 42))
+            .await
+            .expect("the job runs");
+        assert_eq!(
+            policy.expect("own policy"),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        assert_eq!(answer, 42);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_reported() {
+        let result = in_background(|| -> u8 { panic!("boom") }).await;
+        assert!(matches!(result, Err(LaneError::Panicked)));
+    }
+}
