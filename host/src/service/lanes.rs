@@ -15,18 +15,25 @@
 //!
 //! The deadline of a parser is wall-clock time, so a heavy parser on a busy host may time out
 //! sooner in CPU terms than it would on an idle one: that is the intended price of being heavy.
-//! A thread cannot leave the idle class again without privileges, so each background job gets a
-//! fresh thread; a heavy job costs far more than starting a thread.
+//! A thread cannot leave the idle class again without privileges, so the lane has threads of its
+//! own, [`BACKGROUND_THREADS`] of them, started on first use and kept for the process's life.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 /// The average invocation cost above which an integration's parser runs in the background
-/// lane: a hundred times what a typical parser takes.
-pub const HEAVY_INVOCATION: Duration = Duration::from_millis(2);
+/// lane: ten times what a typical parser takes (instantiation included).
+pub const HEAVY_INVOCATION: Duration = Duration::from_micros(250);
+
+/// Threads of the background lane. Jobs beyond this many wait for one to finish; each
+/// integration's own concurrency limit still applies before that.
+pub const BACKGROUND_THREADS: usize = 4;
 
 /// Weight of the newest invocation in the average, as a power of two (1/8).
 const AVERAGE_SHIFT: u32 = 3;
@@ -56,29 +63,56 @@ impl CostMeter {
 /// Why background work produced no result.
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
-    /// The operating system would not start a thread.
-    #[error("cannot start a background thread: {0}")]
-    Spawn(#[from] std::io::Error),
+    /// The operating system would not start the lane's threads.
+    #[error("the background lane has no threads")]
+    NoThreads,
     /// The job panicked.
     #[error("the background job panicked")]
     Panicked,
 }
 
-/// Runs `job` on a fresh thread at the lowest CPU priority and waits for its result.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` in the background lane, at the lowest CPU priority, and waits for its result.
 ///
 /// # Errors
-/// [`LaneError`] when no thread could be started or the job panicked.
+/// [`LaneError`] when the lane has no threads or the job panicked.
 pub async fn in_background<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, LaneError> {
     let (sender, receiver) = oneshot::channel();
-    thread::Builder::new()
-        .name("telehook-background".into())
-        .spawn(move || {
-            lower_priority();
-            let _ = sender.send(job());
-        })?;
+    let job: Job = Box::new(move || {
+        let _ = sender.send(job());
+    });
+    lane().send(job).map_err(|_| LaneError::NoThreads)?;
     receiver.await.map_err(|_| LaneError::Panicked)
+}
+
+/// The queue of the background lane; its threads start with the first job.
+fn lane() -> &'static Sender<Job> {
+    static LANE: OnceLock<Sender<Job>> = OnceLock::new();
+    LANE.get_or_init(|| {
+        let (sender, receiver) = channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..BACKGROUND_THREADS {
+            let receiver = Arc::clone(&receiver);
+            let started = thread::Builder::new()
+                .name(format!("telehook-background-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = next else { return };
+                        // A panic drops the job's result sender, which its caller reports.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(err) = started {
+                tracing::error!("cannot start a background thread: {err}");
+            }
+        }
+        sender
+    })
 }
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only on CPU time no normal
