@@ -8,42 +8,18 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::Deserialize;
-use telehook::outcome::{Direction, Disposition, EventType, Outcome, TelephonyEvent};
-use telehook::{Limits, Runtime, Settings, WebhookRequest, validate::validate};
+use telehook::outcome::Outcome;
+use telehook::{Limits, Runtime, Settings, WebhookRequest};
+
+mod native;
 
 /// The ~80-byte body of PERF-NOTES.md, so that the figures compare.
 const BODY: &str =
     r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Notification {
-    call_id: Option<String>,
-    src_phone: String,
-    dst_phone: String,
-}
-
 /// What the `generic-json` guest does, compiled into the host.
 fn native_parse(request: &WebhookRequest) -> Outcome {
-    let notification: Notification =
-        serde_json::from_slice(&request.body).expect("the benchmark body is valid");
-    let outcome = Outcome {
-        event: Some(TelephonyEvent {
-            event: EventType::NotifyStart,
-            direction: Direction::In,
-            disposition: Disposition::Unknown,
-            src_phone: notification.src_phone,
-            src_phone_ext: None,
-            dst_phone: notification.dst_phone,
-            dst_phone_ext: None,
-            call_id: notification.call_id,
-        }),
-        call_record: None,
-        response: None,
-    };
-    validate(&outcome).expect("the benchmark outcome is valid");
-    outcome
+    native::parse(&request.body).expect("the benchmark body is valid")
 }
 
 fn invocation(c: &mut Criterion) {

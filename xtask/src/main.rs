@@ -6,6 +6,9 @@
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //! - `cargo xtask reliability [--quick]`: the hostile-input suite against a real server; its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
+//! - `cargo xtask bench [--http]`: the invocation benchmark (criterion), then the end-to-end
+//!   HTTP benchmark against the native baseline (see [`load`]); `--http` runs only the latter.
+//!   Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the `wasm32-wasip2` target is installed.
 
@@ -15,6 +18,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
+mod load;
 mod reliability;
 mod server;
 
@@ -31,7 +35,8 @@ fn main() -> Result<()> {
         "demo" => demo(&root),
         "test" => test(&root),
         "reliability" => reliability(&root, std::env::args().any(|arg| arg == "--quick")),
-        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]>"),
+        "bench" => bench(&root, std::env::args().any(|arg| arg == "--http")),
+        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]|bench [--http]>"),
     }
 }
 
@@ -85,6 +90,36 @@ fn reliability(root: &Path, quick: bool) -> Result<()> {
         components: &components,
         data_dir: &data_dir,
         quick,
+    })
+}
+
+fn bench(root: &Path, http_only: bool) -> Result<()> {
+    let components = build_guests(root, &["generic-json".to_owned()])?;
+    if !http_only {
+        run(Command::new(cargo()).current_dir(root).args([
+            "bench",
+            "--package",
+            "telehook",
+            "--bench",
+            "invoke",
+        ]))?;
+    }
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "--release",
+        "--package",
+        "telehook",
+        "--bin",
+        "telehook",
+        "--example",
+        "native_server",
+    ]))?;
+    let release = root.join("target/release");
+    load::run(&load::Setup {
+        telehook: &release.join("telehook"),
+        native_server: &release.join("examples/native_server"),
+        generic_json: &components.join("generic_json.wasm"),
+        scratch: &root.join("target/bench-http"),
     })
 }
 

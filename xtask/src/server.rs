@@ -1,5 +1,5 @@
 //! A `telehook serve` child process and the HTTP calls an admin and a provider make, for the
-//! demo and the reliability suite.
+//! demo, the reliability suite and the benchmarks.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -9,9 +9,50 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use ureq::http::{Method, Request};
 
-/// `telehook serve` on a free loopback port, stopped with SIGTERM when dropped.
-pub struct Server {
+/// A server process that announces its URL on a line of its standard output, stopped with
+/// SIGTERM when dropped.
+pub struct Process {
     child: Child,
+    pub url: String,
+}
+
+impl Process {
+    /// Starts `command` and waits for the line `{announcement}{url}`.
+    pub fn start(command: &mut Command, announcement: &str) -> Result<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line?;
+            println!("server: {line}");
+            if let Some(found) = line.strip_prefix(announcement) {
+                url = Some(found.to_owned());
+                break;
+            }
+        }
+        let url = url.with_context(|| format!("{command:?} did not announce its URL"))?;
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, url })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `telehook serve` on a free loopback port.
+pub struct Server {
+    _process: Process,
     pub url: String,
     pub admin_token: String,
     pub agent: ureq::Agent,
@@ -20,34 +61,21 @@ pub struct Server {
 impl Server {
     /// Starts the server with `flags` added to its command line.
     pub fn start(telehook: &Path, data_dir: &Path, flags: &[&str]) -> Result<Self> {
-        let mut child = Command::new(telehook)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(flags)
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting telehook serve")?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let line = line?;
-            println!("server: {line}");
-            if let Some(found) = line.strip_prefix("telehook listening on ") {
-                url = Some(found.to_owned());
-                break;
-            }
-        }
-        let url = url.context("telehook serve did not announce its URL")?;
-        std::thread::spawn(move || lines.for_each(drop));
+        let process = Process::start(
+            Command::new(telehook)
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data_dir)
+                .args(flags),
+            "telehook listening on ",
+        )?;
         let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .new_agent();
         Ok(Self {
-            child,
-            url,
+            url: process.url.clone(),
+            _process: process,
             admin_token,
             agent,
         })
@@ -104,6 +132,25 @@ impl Server {
             .context("the integration has a webhook URL")
     }
 
+    /// How many events the integration `id` of tenant `tenant` has logged.
+    pub fn count_events(&self, tenant: &str, id: &str) -> Result<usize> {
+        let mut after = 0;
+        let mut count = 0;
+        loop {
+            let page = self.admin(
+                "GET",
+                &format!("/tenants/{tenant}/integrations/{id}/events?after={after}&limit=1000"),
+                &Value::Null,
+            )?;
+            let events = page.as_array().context("a list of events")?;
+            let Some(last) = events.last() else {
+                return Ok(count);
+            };
+            count += events.len();
+            after = last["seq"].as_i64().context("events have a seq")?;
+        }
+    }
+
     /// Sends a sample request file to the webhook URL, keeping its query, and prints the answer.
     pub fn send_sample(&self, webhook: &str, sample: &Path) -> Result<()> {
         let sample: Value = serde_json::from_str(&std::fs::read_to_string(sample)?)?;
@@ -131,15 +178,5 @@ impl Server {
         println!("{method} {webhook}{query}");
         println!("-> HTTP {} {text}", response.status());
         Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }

@@ -28,7 +28,8 @@ use crate::service::Service;
 /// The HTTP side's limits.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// The largest webhook body; larger ones get 413.
+    /// The largest webhook body; larger ones get 413. Providers' webhooks are a few KiB; every
+    /// byte allowed beyond that is work an attacker can make the host do before refusing.
     pub max_body_bytes: usize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
@@ -41,7 +42,7 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            max_body_bytes: 1 << 20,
+            max_body_bytes: 256 << 10,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),

@@ -60,8 +60,14 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer on its own connection to the registry database.
-    pub fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the writer on its own connection to the registry database; with `fsync` off, a
+    /// commit reaches the operating system but is not flushed to the disk before it is
+    /// acknowledged.
+    pub fn start(conn: Connection, fsync: bool) -> std::io::Result<Self> {
+        if !fsync {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(std::io::Error::other)?;
+        }
         let (sender, receiver) = mpsc::channel();
         let writer = thread::Builder::new()
             .name("telehook-event-log".into())

@@ -122,6 +122,10 @@ pub struct ServiceConfig {
     pub admission: AdmissionLimits,
     /// When a parser that keeps failing stops being called.
     pub breaker: BreakerConfig,
+    /// Whether each batch of events is flushed to disk (`fsync`) before it is acknowledged.
+    /// Without it an acknowledged event survives a crash of the host process but not a power
+    /// loss or a kernel crash; the throughput gained is measured in BENCHMARKS.md.
+    pub fsync_events: bool,
 }
 
 /// An integration's webhook endpoint as requests see it.
@@ -191,7 +195,7 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir)?;
         let database = config.data_dir.join("telehook.db");
         let registry = Registry::open(&database)?;
-        let events = EventLog::start(registry::connect(&database)?)?;
+        let events = EventLog::start(registry::connect(&database)?, config.fsync_events)?;
         Ok(Self {
             runtime: Runtime::new(config.limits)?,
             registry,

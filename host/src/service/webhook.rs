@@ -159,7 +159,7 @@ impl Service {
             };
         };
 
-        let _running = match route.gate.admit().await {
+        let running = match route.gate.admit().await {
             Ok(permit) => permit,
             Err(refusal) => return refused(integration_id, refusal),
         };
@@ -174,31 +174,32 @@ impl Service {
             };
         }
         let started = Instant::now();
-        let (request, invocation) = {
+        // A light parser runs right here, on the worker that read the request: handing it to
+        // another thread would cost more than the parse. A heavy one goes to the background
+        // lane, where it cannot hold up the workers.
+        let invocation = if route.cost.is_heavy() {
             let active = Arc::clone(&active);
-            let job = move || {
-                let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
-                (request, invocation)
-            };
-            let done = if route.cost.is_heavy() {
-                lanes::in_background(job).await.map_err(|err| err.to_string())
-            } else {
-                tokio::task::spawn_blocking(job)
-                    .await
-                    .map_err(|err| err.to_string())
-            };
-            match done {
-                Ok(done) => done,
+            let request = request.clone();
+            let job = move || active.parser.invoke(&request, Arc::clone(&active.settings));
+            match lanes::in_background(job).await {
+                Ok(invocation) => invocation,
                 Err(err) => {
-                    tracing::error!(integration_id, "the invocation task failed: {err}");
+                    tracing::error!(integration_id, "the invocation failed: {err}");
                     return Answer {
                         response: error(500, "the parser could not be run"),
                         outcome: "trap",
                     };
                 }
             }
+        } else {
+            active
+                .parser
+                .invoke(&request, Arc::clone(&active.settings))
         };
         route.cost.record(invocation.elapsed);
+        // The slot bounds parsers running, not events waiting for their commit: released here,
+        // concurrent requests reach the event log together and share one group commit.
+        drop(running);
         self.metrics
             .parser_duration(integration_id, started.elapsed().as_secs_f64());
 

@@ -32,7 +32,7 @@ pub struct ServeArgs {
     /// The base of the webhook URLs shown to admins [default: the listening URL].
     #[arg(long, env = "TELEHOOK_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// The largest webhook body in bytes [default: 1048576].
+    /// The largest webhook body in bytes [default: 262144].
     #[arg(long, env = "TELEHOOK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// The time a parser may run, in milliseconds [default: 50].
@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// How long a suspended integration waits before a probe, in milliseconds [default: 30000].
     #[arg(long, env = "TELEHOOK_BREAKER_COOLDOWN_MS")]
     pub breaker_cooldown_ms: Option<u64>,
+    /// Flush each batch of events to disk before acknowledging it; `false` keeps events safe
+    /// from a crash of telehook but not from a power loss [default: true].
+    #[arg(long, env = "TELEHOOK_FSYNC_EVENTS")]
+    pub fsync_events: Option<bool>,
 }
 
 /// The same settings in the configuration file.
@@ -81,6 +85,7 @@ struct FileConfig {
     rate_per_second: Option<u32>,
     breaker_threshold: Option<u32>,
     breaker_cooldown_ms: Option<u64>,
+    fsync_events: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -93,6 +98,7 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub admission: AdmissionLimits,
     pub breaker: BreakerConfig,
+    pub fsync_events: bool,
 }
 
 impl ServeConfig {
@@ -153,6 +159,7 @@ impl ServeConfig {
             limits,
             admission,
             breaker,
+            fsync_events: args.fsync_events.or(file.fsync_events).unwrap_or(true),
         })
     }
 }

@@ -135,6 +135,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         limits: config.limits,
         admission: config.admission,
         breaker: config.breaker,
+        fsync_events: config.fsync_events,
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
     println!("telehook listening on {url}");

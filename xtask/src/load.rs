@@ -1,0 +1,207 @@
+//! The end-to-end benchmark of `cargo xtask bench`: the same ~80-byte JSON webhook, over HTTP on
+//! loopback, to three servers one after another:
+//!
+//! - the native baseline (`host/examples/native_server.rs`): the `generic-json` parse compiled
+//!   into a server on the same HTTP stack, no sandbox, no event log;
+//! - `telehook serve` with the `generic-json` component, every event fsynced before the answer
+//!   (the default);
+//! - the same with `--fsync-events false`.
+//!
+//! wrk drives each at several connection counts and reports throughput and latency
+//! percentiles; after each telehook run the event log must hold exactly one event per `2xx`.
+//! wrk shares the two cores with the server, as a peer's figures in PERF-NOTES.md did.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::json;
+
+use crate::server::{Process, Server};
+
+/// The body of PERF-NOTES.md, so that the figures compare.
+const BODY: &str =
+    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
+/// Connection counts measured.
+const CONNECTIONS: [u32; 3] = [1, 16, 64];
+/// How long wrk drives each connection count.
+const DURATION: &str = "5s";
+
+/// Where the benchmark's parts are.
+pub struct Setup<'a> {
+    /// The release `telehook` binary.
+    pub telehook: &'a Path,
+    /// The release native baseline server.
+    pub native_server: &'a Path,
+    /// The `generic-json` component.
+    pub generic_json: &'a Path,
+    /// A scratch directory.
+    pub scratch: &'a Path,
+}
+
+/// What wrk measured for one server at one connection count.
+struct Measurement {
+    server: &'static str,
+    connections: u32,
+    requests: u64,
+    per_second: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    not_2xx: u64,
+    socket_errors: u64,
+}
+
+/// Runs the benchmark and prints its table.
+pub fn run(setup: &Setup) -> Result<()> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("the HTTP benchmark drives the servers with wrk: `apt-get install wrk`");
+    }
+    std::fs::create_dir_all(setup.scratch)?;
+    let script = setup.scratch.join("webhook.lua");
+    std::fs::write(&script, wrk_script())?;
+    let mut results = Vec::new();
+
+    let native = Process::start(
+        &mut Command::new(setup.native_server),
+        "native baseline listening on ",
+    )?;
+    let url = format!("{}/hooks/generic-json/token", native.url);
+    results.extend(measure("native", &url, &script)?);
+    drop(native);
+
+    for (name, fsync) in [("telehook", "true"), ("telehook, no fsync", "false")] {
+        let data_dir = setup.scratch.join(format!("data-fsync-{fsync}"));
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)?;
+        }
+        let server = Server::start(setup.telehook, &data_dir, &["--fsync-events", fsync])?;
+        server.admin("POST", "/tenants", &json!({ "id": "bench" }))?;
+        let webhook = server.register("bench", "generic-json", setup.generic_json, &json!({}))?;
+        let measured = measure(name, &webhook, &script)?;
+        let accepted: u64 = measured.iter().map(|m| m.requests - m.not_2xx).sum();
+        let logged = server.count_events("bench", "generic-json")? as u64;
+        // Requests cut off when wrk stops may be logged without wrk counting their answer.
+        ensure!(
+            logged >= accepted,
+            "{name}: {accepted} answered 2xx but only {logged} logged"
+        );
+        println!("{name}: {accepted} answered 2xx, {logged} events logged");
+        results.extend(measured);
+    }
+
+    print_table(&results);
+    Ok(())
+}
+
+/// A one-second warm-up, then one wrk run per connection count.
+fn measure(server: &'static str, url: &str, script: &Path) -> Result<Vec<Measurement>> {
+    wrk(server, url, script, 16, "1s")?;
+    CONNECTIONS
+        .iter()
+        .map(|&connections| wrk(server, url, script, connections, DURATION))
+        .collect()
+}
+
+fn wrk(
+    server: &'static str,
+    url: &str,
+    script: &Path,
+    connections: u32,
+    duration: &str,
+) -> Result<Measurement> {
+    let output = Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{duration}")])
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(output.status.success(), "wrk failed: {text}");
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("RESULT "))
+        .with_context(|| format!("wrk printed no result: {text}"))?;
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("wrk's result line: {line}"))?;
+    let [requests, seconds, p50, p99, p999, not_2xx, socket_errors] = fields[..] else {
+        bail!("wrk's result line has {} fields: {line}", fields.len());
+    };
+    let measurement = Measurement {
+        server,
+        connections,
+        requests: requests as u64,
+        per_second: requests / seconds,
+        p50_us: p50 as u64,
+        p99_us: p99 as u64,
+        p999_us: p999 as u64,
+        not_2xx: not_2xx as u64,
+        socket_errors: socket_errors as u64,
+    };
+    println!("{}", row(&measurement));
+    Ok(measurement)
+}
+
+/// POSTs the body and prints one machine-readable line when done (latencies in µs).
+fn wrk_script() -> String {
+    format!(
+        r#"wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %f %d %d %d %d %d\n",
+    summary.requests, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"#
+    )
+}
+
+fn row(m: &Measurement) -> String {
+    format!(
+        "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        m.server,
+        m.connections,
+        m.per_second,
+        m.p50_us as f64 / 1e3,
+        m.p99_us as f64 / 1e3,
+        m.p999_us as f64 / 1e3,
+        m.not_2xx,
+        m.socket_errors
+    )
+}
+
+fn print_table(results: &[Measurement]) {
+    println!(
+        "\n| server | connections | requests/s | p50 ms | p99 ms | p99.9 ms | not 2xx | socket errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for measurement in results {
+        println!("{}", row(measurement));
+    }
+    println!("\n| connections | telehook / native | no fsync / native | fsynced / no fsync |");
+    println!("|---|---|---|---|");
+    let rate = |server: &str, connections: u32| {
+        results
+            .iter()
+            .find(|m| m.server == server && m.connections == connections)
+            .map_or(f64::NAN, |m| m.per_second)
+    };
+    for connections in CONNECTIONS {
+        let native = rate("native", connections);
+        let fsynced = rate("telehook", connections);
+        let relaxed = rate("telehook, no fsync", connections);
+        println!(
+            "| {connections} | {:.1}% | {:.1}% | {:.1}% |",
+            100.0 * fsynced / native,
+            100.0 * relaxed / native,
+            100.0 * fsynced / relaxed
+        );
+    }
+}
