@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use telehook_test_artifacts::{
-    FILE_READER, GENERIC_JSON, HOSTILE, WRONG_WORLD, ZADARMA, component,
+    FILE_READER, GENERIC_JSON, HOSTILE, SMUGGLER, WRONG_WORLD, ZADARMA, component,
 };
 
 const EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
@@ -167,6 +167,22 @@ fn check_refuses_a_component_that_imports_files() {
     );
     assert!(
         message.contains("`wasi:filesystem/preopens@0.2.6` (parsers get no file system access)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_refuses_a_component_that_imports_sockets_and_an_unknown_interface() {
+    let message = check_refuses(Path::new(SMUGGLER));
+    assert!(
+        message.contains("/tcp@0.2.6` (parsers get no network access)"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "`evil:backdoor/door` (this host does not provide it; it provides \
+             `telehook:parser/host` and the WASI basics a language runtime needs)"
+        ),
         "{message}"
     );
 }

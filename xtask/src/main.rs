@@ -70,7 +70,14 @@ fn build_guests(root: &Path, packages: &[String]) -> Result<PathBuf> {
 }
 
 fn reliability(root: &Path, quick: bool) -> Result<()> {
-    let guests = ["generic-json", "hostile", "wrong-world", "file-reader"].map(String::from);
+    let guests = [
+        "generic-json",
+        "hostile",
+        "wrong-world",
+        "file-reader",
+        "smuggler",
+    ]
+    .map(String::from);
     let components = build_guests(root, &guests)?;
     let profile = if quick { "dev" } else { "release" };
     run(Command::new(cargo()).current_dir(root).args([

@@ -428,6 +428,10 @@ fn cases() -> Vec<Case> {
             upload(|target| component(target, "file_reader.wasm")),
         ),
         case(
+            "upload: a component importing sockets and an unknown interface",
+            upload(|target| component(target, "smuggler.wasm")),
+        ),
+        case(
             "upload: 17 MiB, over the limit",
             upload(|_| vec![0u8; 17 << 20]),
         ),

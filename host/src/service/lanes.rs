@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
 /// The average invocation cost above which an integration's parser runs in the background
@@ -86,6 +87,27 @@ pub async fn in_background<T: Send + 'static>(
     });
     lane().send(job).map_err(|_| LaneError::NoThreads)?;
     receiver.await.map_err(|_| LaneError::Panicked)
+}
+
+/// Runs `job`, a light one, on the thread that asks for it, and returns its result.
+///
+/// A light parser costs less than handing it to another thread would, so it runs where the
+/// request was read. It must still leave the async runtime's context: WASI's blocking calls
+/// (a guest writing to stdout, say) drive futures of their own, which a runtime worker may not.
+/// On a multi-threaded runtime the worker hands its other tasks to a fresh worker for the
+/// duration; elsewhere the job goes to the runtime's blocking threads.
+///
+/// # Errors
+/// [`LaneError::Panicked`] when the job panicked on a blocking thread.
+pub async fn in_place<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LaneError> {
+    match Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(job)),
+        _ => tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|_| LaneError::Panicked),
+    }
 }
 
 /// The queue of the background lane; its threads start with the first job.

@@ -174,27 +174,27 @@ impl Service {
             };
         }
         let started = Instant::now();
-        // A light parser runs right here, on the worker that read the request: handing it to
-        // another thread would cost more than the parse. A heavy one goes to the background
-        // lane, where it cannot hold up the workers.
-        let invocation = if route.cost.is_heavy() {
+        let job = {
             let active = Arc::clone(&active);
-            let request = request.clone();
-            let job = move || active.parser.invoke(&request, Arc::clone(&active.settings));
-            match lanes::in_background(job).await {
-                Ok(invocation) => invocation,
-                Err(err) => {
-                    tracing::error!(integration_id, "the invocation failed: {err}");
-                    return Answer {
-                        response: error(500, "the parser could not be run"),
-                        outcome: "trap",
-                    };
-                }
+            move || {
+                let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
+                (request, invocation)
             }
+        };
+        let done = if route.cost.is_heavy() {
+            lanes::in_background(job).await
         } else {
-            active
-                .parser
-                .invoke(&request, Arc::clone(&active.settings))
+            lanes::in_place(job).await
+        };
+        let (request, invocation) = match done {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(integration_id, "the invocation failed: {err}");
+                return Answer {
+                    response: error(500, "the parser could not be run"),
+                    outcome: "trap",
+                };
+            }
         };
         route.cost.record(invocation.elapsed);
         // The slot bounds parsers running, not events waiting for their commit: released here,
