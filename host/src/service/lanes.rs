@@ -1,17 +1,22 @@
-//! Where CPU-heavy work runs, so that it cannot take the CPU from the webhooks of others.
+//! Where parser invocations and other CPU work run, so that no tenant can take the CPU from the
+//! webhooks of others.
+//!
+//! A light invocation runs *in place*, on the thread that read the request ([`in_place`]):
+//! a typical parser takes tens of microseconds, less than handing it to another thread costs.
 //!
 //! Admission ([`super::admission`]) bounds how many invocations of one integration run at once;
 //! on a machine with few cores that still lets one integration whose parser burns its whole
 //! CPU budget on every call (an infinite loop, a memory bomb) keep a core busy, and every other
 //! tenant's requests then wait for the scheduler. So work that is known to be heavy runs in the
-//! *background lane*: a thread of its own at the lowest CPU priority (Linux's `SCHED_IDLE`),
-//! which the kernel runs only on what the webhooks of well-behaved integrations leave over. Heavy work
-//! is:
+//! *background lane* ([`in_background`]): threads of their own at the lowest CPU priority
+//! (Linux's `SCHED_IDLE`), which the kernel runs only on what the webhooks of well-behaved
+//! integrations leave over. Heavy work is:
 //!
-//! - compiling an uploaded component (cranelift can take seconds of CPU per component);
+//! - compiling an uploaded component (cranelift can take seconds of CPU per component), and
+//!   trial runs of a version;
 //! - invoking the parser of an integration whose recent invocations cost, on average, more than
 //!   [`HEAVY_INVOCATION`]: a [`CostMeter`] per integration keeps that average, so a parser that
-//!   becomes cheap again comes back to the normal lane by itself.
+//!   becomes cheap again comes back in place by itself.
 //!
 //! The deadline of a parser is wall-clock time, so a heavy parser on a busy host may time out
 //! sooner in CPU terms than it would on an idle one: that is the intended price of being heavy.
