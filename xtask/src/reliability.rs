@@ -2,10 +2,12 @@
 //!
 //! One real `telehook serve`, one well-behaved tenant (`good`, the `generic-json` example) and
 //! one offender (`evil`, with the hostile test guest). The good tenant's latency is measured
-//! alone (the baseline), then for each case alone again and during the case while offender
-//! threads repeat the attack; a case's p99 is compared with the lower of the two baselines, so
-//! that neither a slow start nor a host still recovering from the previous case hides a
-//! slowdown. The table printed at the end is what `RELIABILITY.md` records. A case fails when the host stops
+//! alone (the baseline), then for each case alone again, right before, and during the case while
+//! offender threads repeat the attack. A case's p99 is compared with the p99 measured alone
+//! right before it: the good tenant's own p99 drifts over a run by more than a third (its event
+//! log grows, the disk's sync latency varies), so each case is paired with its own control. The
+//! table shows the first baseline too. The table printed at the end is what `RELIABILITY.md`
+//! records. A case fails when the host stops
 //! answering, when a good request gets anything but `200`, or when an accepted event is missing
 //! from the log; in the full form also when the good tenant's p99 is more than twice its
 //! baseline (the quick form, for CI, reports the ratio without judging it).
@@ -143,7 +145,7 @@ pub fn run(setup: &Setup) -> Result<()> {
     let duration = if setup.quick {
         Duration::from_millis(1500)
     } else {
-        Duration::from_secs(6)
+        Duration::from_secs(10)
     };
     // Warm up (the first requests load the routes and fault in the pool), then the baseline.
     let warm_up = measure_good(&server.agent, &good, Duration::from_millis(500));
@@ -165,9 +167,8 @@ pub fn run(setup: &Setup) -> Result<()> {
         accepted += alone.latencies.len() - alone.failures;
         accepted += measured.latencies.len() - measured.failures;
         let alive = server.admin("GET", "/tenants", &Value::Null).is_ok();
-        let reference = baseline.percentile(0.99).min(alone.percentile(0.99));
-        let ratio =
-            measured.percentile(0.99).as_secs_f64() / reference.as_secs_f64().max(1e-9);
+        let ratio = measured.percentile(0.99).as_secs_f64()
+            / alone.percentile(0.99).as_secs_f64().max(1e-9);
         let mut verdict = Vec::new();
         if !alive {
             verdict.push("host stopped answering");
@@ -206,7 +207,7 @@ pub fn run(setup: &Setup) -> Result<()> {
     );
     println!(
         "| case | what the offender got (count) | good p99 alone | good p99 during (requests) \
-         | vs lower baseline | verdict |"
+         | during / alone | verdict |"
     );
     println!("|---|---|---|---|---|---|");
     for row in &rows {
