@@ -15,8 +15,7 @@ struct Notification {
 
 /// Parses a `generic-json` body into the same outcome as the guest, and validates it.
 pub fn parse(body: &[u8]) -> Result<Outcome, String> {
-    let notification: Notification =
-        serde_json::from_slice(body).map_err(|err| err.to_string())?;
+    let notification: Notification = serde_json::from_slice(body).map_err(|err| err.to_string())?;
     let outcome = Outcome {
         event: Some(TelephonyEvent {
             event: EventType::NotifyStart,

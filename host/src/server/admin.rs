@@ -136,11 +136,11 @@ impl FromRequestParts<AppState> for Owned {
             .await
             .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.body_text()))?;
         match (params.get("tenant"), params.get("integration")) {
-            (Some(tenant), Some(integration)) => Ok(Self(
-                state
-                    .service
-                    .integration_for(&principal, tenant, integration)?,
-            )),
+            (Some(tenant), Some(integration)) => Ok(Self(state.service.integration_for(
+                &principal,
+                tenant,
+                integration,
+            )?)),
             _ => Err(ApiError(
                 StatusCode::NOT_FOUND,
                 "no integration in the path".into(),
@@ -302,17 +302,11 @@ async fn list_integrations(
     ))
 }
 
-async fn show_integration(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_integration(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(integration_json(&state, &integration))
 }
 
-async fn delete_integration(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn delete_integration(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     state.service.delete_integration(&integration.id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -338,10 +332,7 @@ async fn upload_version(
     }))
 }
 
-async fn list_versions(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn list_versions(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let versions = state
         .service
         .registry()
@@ -373,10 +364,7 @@ async fn activate(
     ok(json!({ "active_version": version }))
 }
 
-async fn rollback(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn rollback(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let version = state.service.rollback(&integration.id).await?;
     ok(json!({ "active_version": version }))
 }
@@ -407,10 +395,7 @@ async fn test_version(
     }
 }
 
-async fn show_settings(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_settings(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let settings = state.service.settings(&integration.id)?;
     ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
 }
@@ -438,10 +423,7 @@ async fn update_settings(
     ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
 }
 
-async fn show_bindings(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_bindings(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let bindings = state
         .service
         .registry()
@@ -480,10 +462,7 @@ async fn replace_bindings(
     ok(json!(bindings))
 }
 
-async fn show_limits(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_limits(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let (own, effective) = state.service.integration_limits(&integration.id)?;
     ok(json!({ "own": own, "effective": effective }))
 }
@@ -503,32 +482,20 @@ async fn replace_limits(
     ok(json!({ "own": own, "effective": effective }))
 }
 
-async fn show_health(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_health(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(json!(state.service.health(&integration.id).await?))
 }
 
 /// Closes the circuit breaker: the admin's word that the parser may be called again.
-async fn reset_health(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn reset_health(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(json!(state.service.reset_health(&integration.id).await?))
 }
 
-async fn show_webhook(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn show_webhook(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(json!({ "url": state.service.webhook_url(&integration) }))
 }
 
-async fn regenerate_webhook(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn regenerate_webhook(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     let integration = state.service.regenerate_token(&integration).await?;
     ok(json!({ "url": state.service.webhook_url(&integration) }))
 }
@@ -555,9 +522,6 @@ async fn list_events(
     ok(json!(events))
 }
 
-async fn list_invocations(
-    State(state): State<AppState>,
-    Owned(integration): Owned,
-) -> ApiResult {
+async fn list_invocations(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(json!(state.service.recent_invocations(&integration.id)))
 }
