@@ -6,9 +6,10 @@
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //! - `cargo xtask reliability [--quick]`: the hostile-input suite against a real server; its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
-//! - `cargo xtask bench [--http]`: the invocation benchmark (criterion), then the end-to-end
-//!   HTTP benchmark against the native baseline (see [`load`]); `--http` runs only the latter.
-//!   Results go in `BENCHMARKS.md`.
+//! - `cargo xtask bench [--http|--tenants]`: the invocation benchmark (criterion), the
+//!   end-to-end HTTP benchmark against the native baseline (see [`load`]) and the many-tenants
+//!   benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one. Results go in
+//!   `BENCHMARKS.md`.
 //!
 //! All first make sure the `wasm32-wasip2` target is installed.
 
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 mod load;
 mod reliability;
 mod server;
+mod tenants;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "guest";
@@ -35,8 +37,8 @@ fn main() -> Result<()> {
         "demo" => demo(&root),
         "test" => test(&root),
         "reliability" => reliability(&root, std::env::args().any(|arg| arg == "--quick")),
-        "bench" => bench(&root, std::env::args().any(|arg| arg == "--http")),
-        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]|bench [--http]>"),
+        "bench" => bench(&root, std::env::args().nth(2).as_deref()),
+        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]|bench [--http|--tenants]>"),
     }
 }
 
@@ -100,9 +102,12 @@ fn reliability(root: &Path, quick: bool) -> Result<()> {
     })
 }
 
-fn bench(root: &Path, http_only: bool) -> Result<()> {
+/// Integrations registered by the many-tenants benchmark.
+const BENCH_INTEGRATIONS: usize = 1000;
+
+fn bench(root: &Path, only: Option<&str>) -> Result<()> {
     let components = build_guests(root, &["generic-json".to_owned()])?;
-    if !http_only {
+    if only.is_none() {
         run(Command::new(cargo()).current_dir(root).args([
             "bench",
             "--package",
@@ -122,12 +127,24 @@ fn bench(root: &Path, http_only: bool) -> Result<()> {
         "native_server",
     ]))?;
     let release = root.join("target/release");
-    load::run(&load::Setup {
-        telehook: &release.join("telehook"),
-        native_server: &release.join("examples/native_server"),
-        generic_json: &components.join("generic_json.wasm"),
-        scratch: &root.join("target/bench-http"),
-    })
+    let generic_json = components.join("generic_json.wasm");
+    if only != Some("--tenants") {
+        load::run(&load::Setup {
+            telehook: &release.join("telehook"),
+            native_server: &release.join("examples/native_server"),
+            generic_json: &generic_json,
+            scratch: &root.join("target/bench-http"),
+        })?;
+    }
+    if only != Some("--http") {
+        tenants::run(&tenants::Setup {
+            telehook: &release.join("telehook"),
+            generic_json: &generic_json,
+            data_dir: &root.join("target/bench-tenants"),
+            integrations: BENCH_INTEGRATIONS,
+        })?;
+    }
+    Ok(())
 }
 
 fn demo(root: &Path) -> Result<()> {

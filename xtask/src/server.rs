@@ -38,6 +38,11 @@ impl Process {
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Self { child, url })
     }
+
+    /// The process id, e.g. to read its resident memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Process {
@@ -52,7 +57,7 @@ impl Drop for Process {
 
 /// `telehook serve` on a free loopback port.
 pub struct Server {
-    _process: Process,
+    process: Process,
     pub url: String,
     pub admin_token: String,
     pub agent: ureq::Agent,
@@ -75,10 +80,15 @@ impl Server {
             .new_agent();
         Ok(Self {
             url: process.url.clone(),
-            _process: process,
+            process,
             admin_token,
             agent,
         })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// An admin API call; fails on any non-2xx answer, printing it.

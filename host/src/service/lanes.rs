@@ -197,6 +197,27 @@ mod tests {
         assert_eq!(answer, 42);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn light_work_runs_on_the_calling_thread_and_may_block_on_a_future() {
+        let caller = thread::current().id();
+        let (runner, answer) = in_place(|| {
+            // What WASI's blocking calls do when a guest writes to stdout.
+            let answer = Handle::current().block_on(async { 42 });
+            (thread::current().id(), answer)
+        })
+        .await
+        .expect("the job runs");
+        assert_eq!(runner, caller);
+        assert_eq!(answer, 42);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn light_work_on_a_single_threaded_runtime_goes_to_a_blocking_thread() {
+        let caller = thread::current().id();
+        let runner = in_place(|| thread::current().id()).await.expect("runs");
+        assert_ne!(runner, caller);
+    }
+
     #[tokio::test]
     async fn a_panicking_job_is_reported() {
         let result = in_background(|| -> u8 { panic!("boom") }).await;

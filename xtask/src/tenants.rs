@@ -1,0 +1,202 @@
+//! The many-tenants benchmark of `cargo xtask bench`: one `telehook serve` with many
+//! integrations, each running a distinct component (the `generic-json` component with a custom
+//! section naming the integration, so that every one has its own digest, compilation and
+//! artifact). It reports:
+//!
+//! - the time from an upload's start to the answer of that integration's first webhook;
+//! - the server's resident memory once every integration has served a request;
+//! - a hot integration's latency with one integration registered and with all of them;
+//! - after a restart, the time until the server listens and until every integration has
+//!   answered once (precompiled artifacts are reused; nothing is compiled again).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+
+use crate::server::Server;
+
+/// The body of PERF-NOTES.md.
+const BODY: &str =
+    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
+/// How long the hot integration is measured each time.
+const HOT_WINDOW: Duration = Duration::from_secs(5);
+
+/// Where the benchmark's parts are.
+pub struct Setup<'a> {
+    /// The release `telehook` binary.
+    pub telehook: &'a Path,
+    /// The `generic-json` component.
+    pub generic_json: &'a Path,
+    /// A scratch directory for the server's data.
+    pub data_dir: &'a Path,
+    /// How many integrations to register.
+    pub integrations: usize,
+}
+
+/// Runs the benchmark and prints its results.
+pub fn run(setup: &Setup) -> Result<()> {
+    if setup.data_dir.exists() {
+        std::fs::remove_dir_all(setup.data_dir)?;
+    }
+    let component = std::fs::read(setup.generic_json)?;
+    let server = Server::start(setup.telehook, setup.data_dir, &[])?;
+    server.admin("POST", "/tenants", &json!({ "id": "bench" }))?;
+
+    let mut first_answers = Vec::with_capacity(setup.integrations);
+    let mut webhooks = Vec::with_capacity(setup.integrations);
+    let mut hot_alone = None;
+    for index in 0..setup.integrations {
+        let started = Instant::now();
+        let webhook = register(&server, index, &with_name(&component, index))?;
+        post(&server.agent, &webhook)?;
+        first_answers.push(started.elapsed());
+        webhooks.push(webhook);
+        if index == 0 {
+            hot_alone = Some(hot_latency(&server.agent, &webhooks[0])?);
+        }
+        if (index + 1) % 100 == 0 {
+            println!("{} integrations registered", index + 1);
+        }
+    }
+    let resident = resident_bytes(&server)?;
+    let hot_among_all = hot_latency(&server.agent, &webhooks[0])?;
+    drop(server);
+
+    let restarted = Instant::now();
+    let server = Server::start(setup.telehook, setup.data_dir, &[])?;
+    let listening = restarted.elapsed();
+    for webhook in &webhooks {
+        post(&server.agent, webhook)?;
+    }
+    let all_answered = restarted.elapsed();
+    let resident_after_restart = resident_bytes(&server)?;
+
+    first_answers.sort();
+    let median = first_answers[first_answers.len() / 2];
+    let worst = first_answers.last().copied().unwrap_or_default();
+    let (alone_p50, alone_p99) = hot_alone.context("at least one integration")?;
+    let (all_p50, all_p99) = hot_among_all;
+    let n = setup.integrations;
+    println!("\n| measurement | result |");
+    println!("|---|---|");
+    println!(
+        "| upload to first answer, {n} distinct components | median {:.1} ms, worst {:.1} ms |",
+        ms(median),
+        ms(worst)
+    );
+    println!(
+        "| resident memory, {n} integrations loaded | {:.0} MiB ({:.0} KiB per integration) |",
+        resident as f64 / f64::from(1 << 20),
+        resident as f64 / 1024.0 / n as f64
+    );
+    println!(
+        "| hot integration, 1 registered | p50 {:.2} ms, p99 {:.2} ms |",
+        ms(alone_p50),
+        ms(alone_p99)
+    );
+    println!(
+        "| hot integration, {n} registered | p50 {:.2} ms, p99 {:.2} ms |",
+        ms(all_p50),
+        ms(all_p99)
+    );
+    println!(
+        "| restart: listening | {:.0} ms |",
+        listening.as_secs_f64() * 1e3
+    );
+    println!(
+        "| restart: every integration answered once | {:.0} ms |",
+        all_answered.as_secs_f64() * 1e3
+    );
+    println!(
+        "| resident memory after the restart and one request each | {:.0} MiB |",
+        resident_after_restart as f64 / f64::from(1 << 20)
+    );
+    Ok(())
+}
+
+/// The component with a custom section that names `index`: the same code, another digest.
+fn with_name(component: &[u8], index: usize) -> Vec<u8> {
+    let name = b"telehook-bench";
+    let payload = index.to_string();
+    let mut content = leb128(name.len());
+    content.extend_from_slice(name);
+    content.extend_from_slice(payload.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section
+    bytes.extend(leb128(content.len()));
+    bytes.extend(content);
+    bytes
+}
+
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            bytes.push(byte);
+            return bytes;
+        }
+        bytes.push(byte | 0x80);
+    }
+}
+
+/// Creates integration `i{index}` with `component` active; returns its webhook URL.
+fn register(server: &Server, index: usize, component: &[u8]) -> Result<String> {
+    let base = "/tenants/bench/integrations";
+    let id = format!("i{index}");
+    let integration = server.admin("POST", base, &json!({ "id": id }))?;
+    server.admin_bytes("POST", &format!("{base}/{id}/versions"), component.to_vec())?;
+    server.admin(
+        "POST",
+        &format!("{base}/{id}/versions/1/activate"),
+        &Value::Null,
+    )?;
+    integration["webhook_url"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the integration has a webhook URL")
+}
+
+fn post(agent: &ureq::Agent, webhook: &str) -> Result<()> {
+    let response = agent
+        .post(webhook)
+        .header("content-type", "application/json")
+        .send(BODY)?;
+    ensure!(
+        response.status() == 200,
+        "{webhook} answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
+/// Sequential requests to one integration for [`HOT_WINDOW`]: p50 and p99.
+fn hot_latency(agent: &ureq::Agent, webhook: &str) -> Result<(Duration, Duration)> {
+    let mut latencies = Vec::new();
+    let until = Instant::now() + HOT_WINDOW;
+    while Instant::now() < until {
+        let started = Instant::now();
+        post(agent, webhook)?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+fn resident_bytes(server: &Server) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/PID/status")?;
+    Ok(kib * 1024)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
