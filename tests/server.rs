@@ -918,3 +918,35 @@ fn a_parser_that_keeps_failing_is_suspended_until_an_admin_resets_it() {
         "{metrics}"
     );
 }
+
+#[test]
+fn parsers_idle_longest_are_unloaded_past_the_cap_and_load_again_on_their_next_request() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &["--max-loaded-parsers", "2"]);
+    server.tenant("acme");
+    let webhooks: Vec<String> = (0..4)
+        .map(|i| server.integration("acme", &format!("line-{i}"), GENERIC_JSON, json!({})))
+        .collect();
+    let call = |webhook: &str, call_id: &str| {
+        let body = json!({ "callId": call_id, "srcPhone": "+7916", "dstPhone": "101" });
+        server.send("POST", webhook, None, &[], body.to_string().into_bytes())
+    };
+    for round in 0..2 {
+        for (i, webhook) in webhooks.iter().enumerate() {
+            let reply = call(webhook, &format!("{round}-{i}"));
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    }
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new());
+    let loaded: u32 = metrics
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("telehook_loaded_parsers "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the gauge is exported: {}", metrics.body));
+    assert!(loaded <= 2, "{loaded} parsers loaded past the cap of 2");
+    for i in 0..4 {
+        let events = server.events("acme", &format!("line-{i}"));
+        assert_eq!(events.len(), 2, "line-{i}: {events:?}");
+    }
+}

@@ -28,6 +28,7 @@ pub struct Metrics {
     requests: Family<OutcomeLabels, Counter>,
     latency: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
     breaker_open: Family<IntegrationLabels, Gauge>,
+    loaded_parsers: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,11 +62,18 @@ impl Default for Metrics {
             "1 while an integration's parser keeps failing and is not being called",
             breaker_open.clone(),
         );
+        let loaded_parsers = Gauge::default();
+        registry.register(
+            "loaded_parsers",
+            "Integrations whose parser is loaded in memory (at most max_loaded_parsers)",
+            loaded_parsers.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             breaker_open,
+            loaded_parsers,
         }
     }
 }
@@ -97,6 +105,12 @@ impl Metrics {
                 integration: integration.to_owned(),
             })
             .set(i64::from(open));
+    }
+
+    /// Records how many integrations have their parser in memory.
+    pub fn loaded_parsers(&self, count: usize) {
+        self.loaded_parsers
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The metrics in Prometheus text format.

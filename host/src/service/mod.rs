@@ -28,7 +28,9 @@ mod webhook;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -126,7 +128,16 @@ pub struct ServiceConfig {
     /// Without it an acknowledged event survives a crash of the host process but not a power
     /// loss or a kernel crash; the throughput gained is measured in BENCHMARKS.md.
     pub fsync_events: bool,
+    /// How many integrations may keep their parser in memory. Past it, the ones that have gone
+    /// longest without a webhook are unloaded and load again (from their precompiled artifact,
+    /// under a millisecond) on their next request: each loaded parser keeps its compiled code
+    /// mapped, a few hundred KiB.
+    pub max_loaded_parsers: usize,
 }
+
+/// The default of [`ServiceConfig::max_loaded_parsers`]: about 800 MiB of compiled code for
+/// parsers like the examples.
+pub const DEFAULT_MAX_LOADED_PARSERS: usize = 2_000;
 
 /// An integration's webhook endpoint as requests see it.
 pub(crate) struct Route {
@@ -141,6 +152,8 @@ pub(crate) struct Route {
     pub(crate) breaker: Arc<Breaker>,
     /// What the integration's invocations cost lately, which decides the lane they run in.
     pub(crate) cost: Arc<CostMeter>,
+    /// When the route last served a webhook, in milliseconds of the service's clock.
+    pub(crate) last_used: AtomicU64,
 }
 
 /// The parser version requests run on, with the settings it sees.
@@ -187,6 +200,9 @@ pub struct Service {
     admission: AdmissionLimits,
     breaker: BreakerConfig,
     compilations: tokio::sync::Semaphore,
+    max_loaded_parsers: usize,
+    /// The start of the clock routes' `last_used` is counted on.
+    started: Instant,
 }
 
 impl Service {
@@ -209,6 +225,8 @@ impl Service {
             admission: config.admission,
             breaker: config.breaker,
             compilations: tokio::sync::Semaphore::new(1),
+            max_loaded_parsers: config.max_loaded_parsers.max(1),
+            started: Instant::now(),
         })
     }
 
@@ -549,6 +567,7 @@ impl Service {
             .as_ref()
             .map_or_else(Default::default, |route| Arc::clone(&route.cost));
         let route = Route {
+            last_used: AtomicU64::new(self.clock()),
             tenant_id: integration.tenant_id,
             webhook_token: integration.webhook_token,
             active,
@@ -557,19 +576,47 @@ impl Service {
             breaker,
             cost,
         };
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(integration_id.to_owned(), Arc::new(route));
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes.insert(integration_id.to_owned(), Arc::new(route));
+        if routes.len() > self.max_loaded_parsers {
+            unload_idlest(&mut routes, self.max_loaded_parsers, integration_id);
+        }
+        self.metrics.loaded_parsers(routes.len());
         Ok(())
     }
 
-    fn forget_route(&self, integration_id: &str) {
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(integration_id);
+    /// Milliseconds since the service started: the clock of routes' `last_used`.
+    pub(crate) fn clock(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    fn forget_route(&self, integration_id: &str) {
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes.remove(integration_id);
+        self.metrics.loaded_parsers(routes.len());
+    }
+}
+
+/// Unloads the routes that have gone longest without a webhook, down to nine tenths of `max`
+/// (so that the scan is not repeated on every load), keeping `just_loaded` and every route
+/// whose breaker is open: its suspension must outlive the unloading. Requests in flight keep
+/// their route alive until they finish.
+fn unload_idlest(routes: &mut HashMap<String, Arc<Route>>, max: usize, just_loaded: &str) {
+    let target = max - max / 10;
+    let mut idle: Vec<(u64, String)> = routes
+        .iter()
+        .filter(|(id, route)| id.as_str() != just_loaded && !route.breaker.is_open())
+        .map(|(id, route)| (route.last_used.load(Ordering::Relaxed), id.clone()))
+        .collect();
+    idle.sort_unstable();
+    let excess = routes.len().saturating_sub(target);
+    for (_, id) in idle.into_iter().take(excess) {
+        routes.remove(&id);
+    }
+    tracing::info!(
+        loaded = routes.len(),
+        "unloaded the parsers of the integrations idle longest"
+    );
 }
 
 /// Why the service could not start.

@@ -15,6 +15,7 @@
 //! | the event log could not commit | `503 {"error": ...}` with `retry-after`: nothing was acknowledged |
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -152,6 +153,7 @@ impl Service {
                 };
             }
         };
+        route.last_used.store(self.clock(), Ordering::Relaxed);
         let Some(active) = route.active.clone() else {
             return Answer {
                 response: retry_later("the integration has no active parser version"),

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use telehook::Limits;
 use telehook::server::HttpLimits;
+use telehook::service::DEFAULT_MAX_LOADED_PARSERS;
 use telehook::service::admission::AdmissionLimits;
 use telehook::service::health::BreakerConfig;
 
@@ -66,6 +67,10 @@ pub struct ServeArgs {
     /// from a crash of telehook but not from a power loss [default: true].
     #[arg(long, env = "TELEHOOK_FSYNC_EVENTS")]
     pub fsync_events: Option<bool>,
+    /// Integrations whose parser stays loaded; the idlest beyond it are unloaded until their
+    /// next request [default: 2000].
+    #[arg(long, env = "TELEHOOK_MAX_LOADED_PARSERS")]
+    pub max_loaded_parsers: Option<usize>,
 }
 
 /// The same settings in the configuration file.
@@ -86,6 +91,7 @@ struct FileConfig {
     breaker_threshold: Option<u32>,
     breaker_cooldown_ms: Option<u64>,
     fsync_events: Option<bool>,
+    max_loaded_parsers: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -99,6 +105,7 @@ pub struct ServeConfig {
     pub admission: AdmissionLimits,
     pub breaker: BreakerConfig,
     pub fsync_events: bool,
+    pub max_loaded_parsers: usize,
 }
 
 impl ServeConfig {
@@ -160,6 +167,10 @@ impl ServeConfig {
             admission,
             breaker,
             fsync_events: args.fsync_events.or(file.fsync_events).unwrap_or(true),
+            max_loaded_parsers: args
+                .max_loaded_parsers
+                .or(file.max_loaded_parsers)
+                .unwrap_or(DEFAULT_MAX_LOADED_PARSERS),
         })
     }
 }

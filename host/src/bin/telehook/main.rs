@@ -136,6 +136,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         admission: config.admission,
         breaker: config.breaker,
         fsync_events: config.fsync_events,
+        max_loaded_parsers: config.max_loaded_parsers,
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
     println!("telehook listening on {url}");
