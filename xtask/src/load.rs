@@ -17,11 +17,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::json;
 
-use crate::server::{Process, Server};
+use crate::server::{Process, Server, WEBHOOK_BODY};
 
-/// The body of PERF-NOTES.md, so that the figures compare.
-const BODY: &str =
-    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
 /// Connection counts measured.
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
 /// How long wrk drives each connection count.
@@ -150,7 +147,7 @@ fn wrk(
 fn wrk_script() -> String {
     format!(
         r#"wrk.method = "POST"
-wrk.body = '{BODY}'
+wrk.body = '{WEBHOOK_BODY}'
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -6,11 +6,11 @@
 //! offender threads repeat the attack. A case's p99 is compared with the p99 measured alone
 //! right before it: the good tenant's own p99 drifts over a run by more than a third (its event
 //! log grows, the disk's sync latency varies), so each case is paired with its own control. The
-//! table shows the first baseline too. The table printed at the end is what `RELIABILITY.md`
-//! records. A case fails when the host stops
-//! answering, when a good request gets anything but `200`, or when an accepted event is missing
-//! from the log; in the full form also when the good tenant's p99 is more than twice its
-//! baseline (the quick form, for CI, reports the ratio without judging it).
+//! table printed at the end, which `RELIABILITY.md` records, shows the first baseline too. A
+//! case fails when the host stops answering, when a good request gets anything but `200`, or
+//! when an accepted event is missing from the log; in the full form also when the good tenant's
+//! p99 during the case is more than twice its p99 alone (the quick form, for CI, reports the
+//! ratio without judging it).
 //!
 //! The offender threads stand in for clients elsewhere on the internet, whose CPU is not the
 //! host's; here they share the host's cores, so they run at the lowest CPU priority to leave the
@@ -29,14 +29,10 @@ use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use ureq::http::{Method, Request};
 
-use crate::server::Server;
+use crate::server::{Latencies, Server};
 
 /// Offender threads per case.
 const OFFENDERS: usize = 4;
-/// The good tenant's request.
-const GOOD_BODY: &str =
-    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
-
 /// What the suite needs to know where things are.
 pub struct Setup<'a> {
     /// The `telehook` binary to run.
@@ -72,22 +68,6 @@ fn case(name: &'static str, attack: impl Fn(&Target) -> String + Send + Sync + '
     Case {
         name,
         attack: Box::new(attack),
-    }
-}
-
-/// Latencies of the good tenant's requests, and how many were not answered `200`.
-#[derive(Default)]
-struct Measured {
-    latencies: Vec<Duration>,
-    failures: usize,
-}
-
-impl Measured {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(index).copied().unwrap_or_default()
     }
 }
 
@@ -148,8 +128,8 @@ pub fn run(setup: &Setup) -> Result<()> {
         Duration::from_secs(10)
     };
     // Warm up (the first requests load the routes and fault in the pool), then the baseline.
-    let warm_up = measure_good(&server.agent, &good, Duration::from_millis(500));
-    let baseline = measure_good(&server.agent, &good, duration);
+    let warm_up = Latencies::measure(&server.agent, &good, Duration::from_millis(500));
+    let baseline = Latencies::measure(&server.agent, &good, duration);
     let mut accepted =
         warm_up.latencies.len() - warm_up.failures + baseline.latencies.len() - baseline.failures;
     println!(
@@ -162,7 +142,7 @@ pub fn run(setup: &Setup) -> Result<()> {
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for case in cases() {
-        let alone = measure_good(&server.agent, &good, duration);
+        let alone = Latencies::measure(&server.agent, &good, duration);
         let (measured, answers) = run_case(&target, &server.agent, &good, &case, duration);
         accepted += alone.latencies.len() - alone.failures;
         accepted += measured.latencies.len() - measured.failures;
@@ -222,23 +202,6 @@ pub fn run(setup: &Setup) -> Result<()> {
     Ok(())
 }
 
-/// The good tenant alone: sequential requests for `duration`.
-fn measure_good(agent: &ureq::Agent, good: &str, duration: Duration) -> Measured {
-    let mut measured = Measured::default();
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        let started = Instant::now();
-        let ok = agent
-            .post(good)
-            .header("content-type", "application/json")
-            .send(GOOD_BODY)
-            .is_ok_and(|response| response.status() == 200);
-        measured.latencies.push(started.elapsed());
-        measured.failures += usize::from(!ok);
-    }
-    measured
-}
-
 /// One case: offender threads repeat the attack while the good tenant is measured.
 fn run_case(
     target: &Arc<Target>,
@@ -246,7 +209,7 @@ fn run_case(
     good: &str,
     case: &Case,
     duration: Duration,
-) -> (Measured, BTreeMap<String, usize>) {
+) -> (Latencies, BTreeMap<String, usize>) {
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         let offenders: Vec<_> = (0..OFFENDERS)
@@ -263,7 +226,7 @@ fn run_case(
             .collect();
         // Let the attack get going before measuring.
         thread::sleep(Duration::from_millis(100));
-        let measured = measure_good(agent, good, duration);
+        let measured = Latencies::measure(agent, good, duration);
         stop.store(true, Ordering::Relaxed);
         let mut answers = BTreeMap::new();
         for offender in offenders {

@@ -4,10 +4,50 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use ureq::http::{Method, Request};
+
+/// The ~80-byte webhook of PERF-NOTES.md, which the `generic-json` example parses: every
+/// measurement sends it, so that the figures compare.
+pub const WEBHOOK_BODY: &str =
+    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
+
+/// Latencies of sequential webhook requests, and how many were not answered `200`.
+#[derive(Default)]
+pub struct Latencies {
+    pub latencies: Vec<Duration>,
+    pub failures: usize,
+}
+
+impl Latencies {
+    /// Sends [`WEBHOOK_BODY`] to `webhook`, one request after another, for `duration`.
+    pub fn measure(agent: &ureq::Agent, webhook: &str, duration: Duration) -> Self {
+        let mut measured = Self::default();
+        let until = Instant::now() + duration;
+        while Instant::now() < until {
+            let started = Instant::now();
+            let ok = agent
+                .post(webhook)
+                .header("content-type", "application/json")
+                .send(WEBHOOK_BODY)
+                .is_ok_and(|response| response.status() == 200);
+            measured.latencies.push(started.elapsed());
+            measured.failures += usize::from(!ok);
+        }
+        measured
+    }
+
+    /// The latency below which a fraction `p` of the requests were answered.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    }
+}
 
 /// A server process that announces its URL on a line of its standard output, stopped with
 /// SIGTERM when dropped.

@@ -18,11 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::server::Server;
+use crate::server::{Latencies, Server, WEBHOOK_BODY};
 
-/// The body of PERF-NOTES.md.
-const BODY: &str =
-    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
 /// How long the hot integration is measured each time.
 const HOT_WINDOW: Duration = Duration::from_secs(5);
 
@@ -198,7 +195,7 @@ fn post(agent: &ureq::Agent, webhook: &str) -> Result<()> {
     let response = agent
         .post(webhook)
         .header("content-type", "application/json")
-        .send(BODY)?;
+        .send(WEBHOOK_BODY)?;
     ensure!(
         response.status() == 200,
         "{webhook} answered {}",
@@ -209,16 +206,13 @@ fn post(agent: &ureq::Agent, webhook: &str) -> Result<()> {
 
 /// Sequential requests to one integration for [`HOT_WINDOW`]: p50 and p99.
 fn hot_latency(agent: &ureq::Agent, webhook: &str) -> Result<(Duration, Duration)> {
-    let mut latencies = Vec::new();
-    let until = Instant::now() + HOT_WINDOW;
-    while Instant::now() < until {
-        let started = Instant::now();
-        post(agent, webhook)?;
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
-    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
-    Ok((at(0.5), at(0.99)))
+    let measured = Latencies::measure(agent, webhook, HOT_WINDOW);
+    ensure!(
+        measured.failures == 0,
+        "{webhook}: {} requests not answered 200",
+        measured.failures
+    );
+    Ok((measured.percentile(0.5), measured.percentile(0.99)))
 }
 
 fn resident_bytes(server: &Server) -> Result<u64> {
