@@ -65,7 +65,8 @@ impl Default for Metrics {
         let loaded_parsers = Gauge::default();
         registry.register(
             "loaded_parsers",
-            "Integrations whose parser is loaded in memory (at most max_loaded_parsers)",
+            "Integrations held in memory, with their parser when a version is active \
+             (at most max_loaded_parsers)",
             loaded_parsers.clone(),
         );
         Self {
@@ -107,7 +108,7 @@ impl Metrics {
             .set(i64::from(open));
     }
 
-    /// Records how many integrations have their parser in memory.
+    /// Records how many integrations are held in memory (each with its parser, if active).
     pub fn loaded_parsers(&self, count: usize) {
         self.loaded_parsers
             .set(i64::try_from(count).unwrap_or(i64::MAX));

@@ -128,10 +128,11 @@ pub struct ServiceConfig {
     /// Without it an acknowledged event survives a crash of the host process but not a power
     /// loss or a kernel crash; the throughput gained is measured in BENCHMARKS.md.
     pub fsync_events: bool,
-    /// How many integrations may keep their parser in memory. Past it, the ones that have gone
-    /// longest without a webhook are unloaded and load again (from their precompiled artifact,
-    /// under a millisecond) on their next request: each loaded parser keeps its compiled code
-    /// mapped, a few hundred KiB.
+    /// How many integrations may be held in memory, each with its parser when a version is
+    /// active (one without an active version counts too, though it costs little). Past it, the
+    /// ones that have gone longest without a webhook are unloaded and load again (from their
+    /// precompiled artifact, under a millisecond) on their next request: each loaded parser
+    /// keeps its compiled code mapped, a few hundred KiB.
     pub max_loaded_parsers: usize,
 }
 
