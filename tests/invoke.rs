@@ -219,6 +219,22 @@ fn a_failed_instance_leaves_the_parser_usable() {
     }
 }
 
+/// The server runs light parsers on the async runtime's worker that read the request; WASI's
+/// blocking calls (printing, a panic message on stderr) must work there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parser_may_print_and_panic_on_an_async_runtime_worker() {
+    let on_worker = tokio::spawn(async { (invoke("print"), invoke("panic")) });
+    let (printed, panicked) = on_worker.await.expect("the invocations do not panic");
+    assert!(printed.result.is_ok(), "{:?}", printed.result);
+    assert_eq!(printed.log.lines.len(), 2, "{:?}", printed.log);
+    let err = panicked.result.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("hostile parser panicked on purpose"),
+        "{err}"
+    );
+}
+
 #[test]
 fn parsers_are_shared_across_threads() {
     let threads: Vec<_> = (0..4)

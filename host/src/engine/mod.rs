@@ -8,3 +8,4 @@ pub mod log;
 pub mod parser;
 pub mod runtime;
 pub mod sandbox;
+mod streams;

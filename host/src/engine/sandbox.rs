@@ -23,6 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::engine::contract;
 use crate::engine::limits::Limits;
 use crate::engine::log::{InvocationLog, LogLevel};
+use crate::engine::streams::RuntimeFreeIo;
 
 /// An integration's settings (API keys, secrets), as its parser reads them.
 ///
@@ -189,8 +190,8 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<Sandbox>> {
 
     let l = &mut linker;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasTable>(l, table)?;
-    io::poll::add_to_linker::<_, HasTable>(l, table)?;
-    io::streams::add_to_linker::<_, HasTable>(l, table)?;
+    io::poll::add_to_linker::<_, HasRuntimeFreeIo>(l, runtime_free_io)?;
+    io::streams::add_to_linker::<_, HasRuntimeFreeIo>(l, runtime_free_io)?;
     cli::environment::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
     cli::exit::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
     cli::stdin::add_to_linker::<_, WasiCli>(l, Sandbox::cli)?;
@@ -215,6 +216,16 @@ impl wasmtime::component::HasData for HasTable {
 
 fn table(sandbox: &mut Sandbox) -> &mut ResourceTable {
     &mut sandbox.table
+}
+
+struct HasRuntimeFreeIo;
+
+impl wasmtime::component::HasData for HasRuntimeFreeIo {
+    type Data<'a> = RuntimeFreeIo<'a>;
+}
+
+fn runtime_free_io(sandbox: &mut Sandbox) -> RuntimeFreeIo<'_> {
+    RuntimeFreeIo(&mut sandbox.table)
 }
 
 fn random_ctx(sandbox: &mut Sandbox) -> &mut wasmtime_wasi::random::WasiRandomCtx {

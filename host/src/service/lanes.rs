@@ -1,8 +1,9 @@
 //! Where parser invocations and other CPU work run, so that no tenant can take the CPU from the
 //! webhooks of others.
 //!
-//! A light invocation runs *in place*, on the thread that read the request ([`in_place`]):
-//! a typical parser takes tens of microseconds, less than handing it to another thread costs.
+//! A light invocation runs *in place*, on the async runtime's worker that read the request: a
+//! typical parser takes a few microseconds, less than handing it to another thread costs (the
+//! WASI streams a parser gets never wait, see [`crate::engine`]'s `streams`).
 //!
 //! Admission ([`super::admission`]) bounds how many invocations of one integration run at once;
 //! on a machine with few cores that still lets one integration whose parser burns its whole
@@ -30,7 +31,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
 /// The average invocation cost above which an integration's parser runs in the background
@@ -92,27 +92,6 @@ pub async fn in_background<T: Send + 'static>(
     });
     lane().send(job).map_err(|_| LaneError::NoThreads)?;
     receiver.await.map_err(|_| LaneError::Panicked)
-}
-
-/// Runs `job`, a light one, on the thread that asks for it, and returns its result.
-///
-/// A light parser costs less than handing it to another thread would, so it runs where the
-/// request was read. It must still leave the async runtime's context: WASI's blocking calls
-/// (a guest writing to stdout, say) drive futures of their own, which a runtime worker may not.
-/// On a multi-threaded runtime the worker hands its other tasks to a fresh worker for the
-/// duration; elsewhere the job goes to the runtime's blocking threads.
-///
-/// # Errors
-/// [`LaneError::Panicked`] when the job panicked on a blocking thread.
-pub async fn in_place<T: Send + 'static>(
-    job: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, LaneError> {
-    match Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(job)),
-        _ => tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| LaneError::Panicked),
-    }
 }
 
 /// The queue of the background lane; its threads start with the first job.
@@ -195,27 +174,6 @@ mod tests {
             ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
         );
         assert_eq!(answer, 42);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn light_work_runs_on_the_calling_thread_and_may_block_on_a_future() {
-        let caller = thread::current().id();
-        let (runner, answer) = in_place(|| {
-            // What WASI's blocking calls do when a guest writes to stdout.
-            let answer = Handle::current().block_on(async { 42 });
-            (thread::current().id(), answer)
-        })
-        .await
-        .expect("the job runs");
-        assert_eq!(runner, caller);
-        assert_eq!(answer, 42);
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn light_work_on_a_single_threaded_runtime_goes_to_a_blocking_thread() {
-        let caller = thread::current().id();
-        let runner = in_place(|| thread::current().id()).await.expect("runs");
-        assert_ne!(runner, caller);
     }
 
     #[tokio::test]

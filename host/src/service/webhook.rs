@@ -176,27 +176,25 @@ impl Service {
             };
         }
         let started = Instant::now();
-        let job = {
+        let (request, invocation) = if route.cost.is_heavy() {
             let active = Arc::clone(&active);
-            move || {
+            let job = move || {
                 let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
                 (request, invocation)
+            };
+            match lanes::in_background(job).await {
+                Ok(done) => done,
+                Err(err) => {
+                    tracing::error!(integration_id, "the invocation failed: {err}");
+                    return Answer {
+                        response: error(500, "the parser could not be run"),
+                        outcome: "trap",
+                    };
+                }
             }
-        };
-        let done = if route.cost.is_heavy() {
-            lanes::in_background(job).await
         } else {
-            lanes::in_place(job).await
-        };
-        let (request, invocation) = match done {
-            Ok(done) => done,
-            Err(err) => {
-                tracing::error!(integration_id, "the invocation failed: {err}");
-                return Answer {
-                    response: error(500, "the parser could not be run"),
-                    outcome: "trap",
-                };
-            }
+            let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
+            (request, invocation)
         };
         route.cost.record(invocation.elapsed);
         // The slot bounds parsers running, not events waiting for their commit: released here,
