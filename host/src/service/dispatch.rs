@@ -13,6 +13,7 @@
 use std::sync::mpsc;
 use std::thread;
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
@@ -62,8 +63,8 @@ pub struct EventLog {
 impl EventLog {
     /// Starts the writer on its own connection to the registry database; with `fsync` off, a
     /// commit reaches the operating system but is not flushed to the disk before it is
-    /// acknowledged.
-    pub fn start(conn: Connection, fsync: bool) -> std::io::Result<Self> {
+    /// acknowledged. The number of events in each commit goes to `commit_sizes`.
+    pub fn start(conn: Connection, fsync: bool, commit_sizes: Histogram) -> std::io::Result<Self> {
         if !fsync {
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(std::io::Error::other)?;
@@ -71,7 +72,7 @@ impl EventLog {
         let (sender, receiver) = mpsc::channel();
         let writer = thread::Builder::new()
             .name("telehook-event-log".into())
-            .spawn(move || write_batches(conn, receiver))?;
+            .spawn(move || write_batches(conn, receiver, &commit_sizes))?;
         Ok(Self {
             sender: Some(sender),
             writer: Some(writer),
@@ -100,7 +101,7 @@ impl Drop for EventLog {
     }
 }
 
-fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>) {
+fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>, sizes: &Histogram) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -111,6 +112,8 @@ fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>) {
         }
         match write_batch(&mut conn, &batch) {
             Ok(seqs) => {
+                #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
+                sizes.observe(batch.len() as f64);
                 for (append, seq) in batch.into_iter().zip(seqs) {
                     let _ = append.stored.send(Ok(seq));
                 }

@@ -29,6 +29,7 @@ pub struct Metrics {
     latency: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
     breaker_open: Family<IntegrationLabels, Gauge>,
     loaded_parsers: Gauge,
+    event_commits: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -69,12 +70,20 @@ impl Default for Metrics {
              (at most max_loaded_parsers)",
             loaded_parsers.clone(),
         );
+        // 1 to 512 events: the event log's largest transaction.
+        let event_commits = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "event_commit_size",
+            "Events written per event-log transaction: group commit at work when above 1",
+            event_commits.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             breaker_open,
             loaded_parsers,
+            event_commits,
         }
     }
 }
@@ -112,6 +121,11 @@ impl Metrics {
     pub fn loaded_parsers(&self, count: usize) {
         self.loaded_parsers
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Where the event log records the size of each commit.
+    pub fn event_commits(&self) -> Histogram {
+        self.event_commits.clone()
     }
 
     /// The metrics in Prometheus text format.

@@ -212,7 +212,12 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir)?;
         let database = config.data_dir.join("telehook.db");
         let registry = Registry::open(&database)?;
-        let events = EventLog::start(registry::connect(&database)?, config.fsync_events)?;
+        let metrics = Metrics::default();
+        let events = EventLog::start(
+            registry::connect(&database)?,
+            config.fsync_events,
+            metrics.event_commits(),
+        )?;
         Ok(Self {
             runtime: Runtime::new(config.limits)?,
             registry,
@@ -220,7 +225,7 @@ impl Service {
             events,
             routes: RwLock::default(),
             recent: Mutex::default(),
-            metrics: Metrics::default(),
+            metrics,
             admin_token: admin_token(&config.data_dir)?,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             admission: config.admission,

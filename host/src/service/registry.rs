@@ -164,8 +164,9 @@ pub struct Registry {
     conn: Mutex<Connection>,
 }
 
-/// Opens a connection with the pragmas every connection to the database needs.
-pub(crate) fn connect(path: &Path) -> Result<Connection> {
+/// Opens a connection with the pragmas every connection to the database needs (write-ahead
+/// log, full sync, foreign keys): the registry and the event log each have their own.
+pub fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -174,8 +175,8 @@ pub(crate) fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// The current time as RFC 3339 with milliseconds.
-pub(crate) fn now() -> String {
+/// The current time as RFC 3339 with milliseconds, as stored in `received_at`.
+pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
