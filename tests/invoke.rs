@@ -244,3 +244,27 @@ fn parsers_are_shared_across_threads() {
         assert!(thread.join().expect("no panic"));
     }
 }
+
+/// The server compiles uploads in a child process (`telehook compile`) under the default limits
+/// and loads the artifact into a runtime configured by the operator: the two must fit.
+#[test]
+fn an_artifact_compiled_under_default_limits_loads_under_other_limits() {
+    let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
+    let compiler = Runtime::new(Limits::default()).expect("the limits are valid");
+    let artifact = compiler.precompile(&bytes).expect("the guest compiles");
+    let operator = Runtime::new(Limits {
+        memory_bytes: 8 << 20,
+        memory_cap_bytes: 256 << 20,
+        wasm_stack_bytes: 128 << 10,
+        max_instances: 8,
+        table_elements: 5_000,
+        timeout: GENEROUS_TIMEOUT,
+        ..Limits::default()
+    })
+    .expect("the limits are valid");
+    // SAFETY: the artifact was made by `Runtime::precompile` just above.
+    #[allow(unsafe_code)]
+    let parser = unsafe { operator.load_precompiled(&artifact) }.expect("the artifact fits");
+    let invocation = parser.invoke(&command("log"), Arc::new(Settings::new()));
+    assert!(invocation.result.is_ok(), "{:?}", invocation.result);
+}

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, component, example_dir};
@@ -591,6 +592,52 @@ fn bad_admin_input_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(tenants.json().as_array().map(Vec::len), Some(1));
 }
 
+/// Compiling happens in a child process with a deadline: a component built to keep cranelift
+/// busy is refused when the deadline passes, the compiler is stopped, and the next upload
+/// compiles and works.
+#[test]
+fn a_component_that_compiles_too_long_is_stopped_and_refused() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &["--compile-timeout-ms", "1000"]);
+    server.tenant("acme");
+    server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
+    let upload = |bytes: Vec<u8>| {
+        server.send(
+            "POST",
+            "/admin/tenants/acme/integrations/pbx/versions",
+            Some(&server.admin_token),
+            &[],
+            bytes,
+        )
+    };
+    let started = std::time::Instant::now();
+    let bomb = upload(telehook_generated_components::slow_to_compile(256 << 10));
+    let waited = started.elapsed();
+    assert_eq!(bomb.status, 422, "{}", bomb.body);
+    assert!(
+        bomb.body.contains("took longer than the limit of 1 s"),
+        "{}",
+        bomb.body
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .expect("the scratch folder exists")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let good = upload(std::fs::read(GENERIC_JSON).expect("built"));
+    assert_eq!(good.status, 201, "{}", good.body);
+    let versions = server.admin(
+        "GET",
+        "/tenants/acme/integrations/pbx/versions",
+        Value::Null,
+    );
+    assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
+}
+
 #[test]
 fn a_version_swap_under_load_loses_no_request() {
     let dir = data_dir();
@@ -708,7 +755,7 @@ fn stalled_clients_are_cut_off() {
     )
     .expect("sends");
     slow_headers
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("sets a timeout");
     let mut answer = String::new();
     let read = std::io::Read::read_to_string(&mut slow_headers, &mut answer);
@@ -723,7 +770,7 @@ fn stalled_clients_are_cut_off() {
     )
     .expect("sends");
     slow_body
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("sets a timeout");
     let mut answer = [0u8; 64];
     let read = std::io::Read::read(&mut slow_body, &mut answer).expect("an answer");

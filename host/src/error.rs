@@ -56,6 +56,20 @@ pub enum LoadError {
     /// The export exists but with other parameter or result types.
     #[error("the component's `parse-webhook-request` does not match the contract: {0}")]
     ExportMismatch(String),
+    /// Compiling took longer than the host allows; the compiler was stopped.
+    #[error(
+        "compiling the component took longer than the limit of {} s and was stopped; a parser \
+         that large or that complex is refused (retry later if the host was very busy)",
+        limit.as_secs_f64()
+    )]
+    CompileTimeout {
+        /// The time allowed.
+        limit: std::time::Duration,
+    },
+    /// The compiler process failed without saying why the component is invalid (it crashed,
+    /// ran out of memory, or could not be started).
+    #[error("the compiler failed: {0}")]
+    Compiler(String),
 }
 
 /// One import the host will not satisfy, and why.

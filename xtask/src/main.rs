@@ -4,7 +4,8 @@
 //!   embedded default, register the examples through the admin API, send every sample request
 //!   over HTTP and show the answers and the logged events.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
-//! - `cargo xtask reliability [--quick]`: the hostile-input suite against a real server; its
+//! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
+//!   server (`--only` runs the cases whose name contains CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
 //! - `cargo xtask bench [--http|--tenants]`: the invocation benchmark (criterion), the
 //!   end-to-end HTTP benchmark against the native baseline (see [`load`]) and the many-tenants
@@ -36,9 +37,22 @@ fn main() -> Result<()> {
     match task.as_str() {
         "demo" => demo(&root),
         "test" => test(&root),
-        "reliability" => reliability(&root, std::env::args().any(|arg| arg == "--quick")),
+        "reliability" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let only = args
+                .iter()
+                .position(|arg| arg == "--only")
+                .and_then(|at| args.get(at + 1));
+            reliability(
+                &root,
+                args.iter().any(|arg| arg == "--quick"),
+                only.map(String::as_str),
+            )
+        }
         "bench" => bench(&root, std::env::args().nth(2).as_deref()),
-        _ => bail!("usage: cargo xtask <demo|test|reliability [--quick]|bench [--http|--tenants]>"),
+        _ => bail!(
+            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants]>"
+        ),
     }
 }
 
@@ -71,7 +85,7 @@ fn build_guests(root: &Path, packages: &[String]) -> Result<PathBuf> {
         .join(GUEST_PROFILE))
 }
 
-fn reliability(root: &Path, quick: bool) -> Result<()> {
+fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     let guests = [
         "generic-json",
         "hostile",
@@ -99,6 +113,7 @@ fn reliability(root: &Path, quick: bool) -> Result<()> {
         components: &components,
         data_dir: &data_dir,
         quick,
+        only,
     })
 }
 

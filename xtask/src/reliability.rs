@@ -43,6 +43,8 @@ pub struct Setup<'a> {
     pub data_dir: &'a Path,
     /// A few seconds per case instead of many.
     pub quick: bool,
+    /// Only the cases whose name contains this.
+    pub only: Option<&'a str>,
 }
 
 /// Everything an attack needs.
@@ -81,6 +83,9 @@ pub fn run(setup: &Setup) -> Result<()> {
         "--header-timeout-ms",
         "2000",
         "--body-timeout-ms",
+        "2000",
+        // A compile bomb is stopped after this; the default (a minute) would outlast a case.
+        "--compile-timeout-ms",
         "2000",
     ];
     let server = Server::start(setup.telehook, setup.data_dir, &flags)?;
@@ -141,7 +146,10 @@ pub fn run(setup: &Setup) -> Result<()> {
 
     let mut rows = Vec::new();
     let mut failed = Vec::new();
-    for case in cases() {
+    let selected = cases()
+        .into_iter()
+        .filter(|case| setup.only.is_none_or(|only| case.name.contains(only)));
+    for case in selected {
         let alone = Latencies::measure(&server.agent, &good, duration);
         let (measured, answers) = run_case(&target, &server.agent, &good, &case, duration);
         accepted += alone.latencies.len() - alone.failures;
@@ -394,6 +402,10 @@ fn cases() -> Vec<Case> {
         case(
             "upload: a component importing sockets and an unknown interface",
             upload(|target| component(target, "smuggler.wasm")),
+        ),
+        case(
+            "upload: a component that takes very long to compile (1 MiB of live arithmetic)",
+            upload(|_| telehook_generated_components::slow_to_compile(1 << 20)),
         ),
         case(
             "upload: 17 MiB, over the limit",

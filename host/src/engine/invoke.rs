@@ -57,7 +57,8 @@ impl Parser {
         let elapsed = started.elapsed();
         match &result {
             Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros(), "parser invocation done"),
-            Err(err) => tracing::warn!(
+            // Debug, not warn: callers (the server, the CLI) report failures with their context.
+            Err(err) => tracing::debug!(
                 kind = err.kind(),
                 elapsed_us = elapsed.as_micros(),
                 "parser invocation failed: {err}"

@@ -22,19 +22,7 @@ pub struct Parser {
 
 impl Parser {
     pub(crate) fn load(runtime: &Runtime, bytes: &[u8]) -> Result<Self, LoadError> {
-        let limits = runtime.limits();
-        if bytes.len() > limits.component_bytes {
-            return Err(LoadError::TooLarge {
-                size: bytes.len(),
-                limit: limits.component_bytes,
-            });
-        }
-        if !bytes.starts_with(b"\0asm") {
-            return Err(LoadError::NotWasm);
-        }
-        if wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(LoadError::CoreModule);
-        }
+        check_bytes(runtime.limits(), bytes)?;
         let component = Component::new(runtime.engine(), bytes)
             .map_err(|err| LoadError::Invalid(format!("{err:#}")))?;
         Self::from_component(runtime, &component)
@@ -100,6 +88,23 @@ impl Parser {
             limits: runtime.limits().clone(),
         })
     }
+}
+
+/// The checks that need no compilation: size, magic bytes, component rather than core module.
+pub(crate) fn check_bytes(limits: &Limits, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() > limits.component_bytes {
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            limit: limits.component_bytes,
+        });
+    }
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm);
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
 }
 
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {

@@ -7,7 +7,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::engine::limits::{EPOCH_TICK, Limits};
-use crate::engine::parser::Parser;
+use crate::engine::parser::{self, Parser};
 use crate::engine::sandbox::{self, Sandbox};
 use crate::error::{LoadError, RuntimeError};
 
@@ -58,11 +58,28 @@ impl Runtime {
         Parser::load(self, bytes)
     }
 
-    /// Loads a parser from an artifact made by [`Parser::precompiled`], skipping compilation;
+    /// Checks what can be checked of a component without compiling it: its size, that it is
+    /// WebAssembly, and a component rather than a core module.
+    pub fn check_bytes(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        parser::check_bytes(&self.limits, bytes)
+    }
+
+    /// Compiles a component into an artifact for [`Runtime::load_precompiled`], without the
+    /// contract checks, which [`Runtime::load_precompiled`] makes. This is the part of loading
+    /// that can take long (cranelift cannot be interrupted), so a host can run it in a process
+    /// of its own and stop it after a deadline (`telehook compile`).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        self.check_bytes(bytes)?;
+        self.engine
+            .precompile_component(bytes)
+            .map_err(|err| LoadError::Invalid(format!("{err:#}")))
+    }
+
+    /// Loads a parser from an artifact made by [`Parser::precompiled`] or [`Runtime::precompile`], skipping compilation;
     /// an artifact from an incompatible engine is refused, and the caller compiles instead.
     ///
     /// # Safety
-    /// The artifact is native code run as is: it must come from [`Parser::precompiled`] and
+    /// The artifact is native code run as is: it must come from one of those two and
     /// must not have been altered since (keep it where only this host writes).
     #[allow(unsafe_code)]
     pub unsafe fn load_precompiled(&self, artifact: &[u8]) -> Result<Parser, LoadError> {

@@ -17,7 +17,10 @@
 //!   trial runs of a version;
 //! - invoking the parser of an integration whose recent invocations cost, on average, more than
 //!   [`HEAVY_INVOCATION`]: a [`CostMeter`] per integration keeps that average, so a parser that
-//!   becomes cheap again comes back in place by itself.
+//!   becomes cheap again comes back in place by itself. An invocation that failed (a trap, a
+//!   timeout, a limit, an invalid result) counts as [`FAILED_INVOCATION`] however quickly it
+//!   failed: a parser that crashes in microseconds would otherwise run in place, and a flood to
+//!   it takes the workers from everyone else (each failure is also logged and recorded).
 //!
 //! The deadline of a parser is wall-clock time, so a heavy parser on a busy host may time out
 //! sooner in CPU terms than it would on an idle one: that is the intended price of being heavy.
@@ -37,6 +40,10 @@ use tokio::sync::oneshot;
 /// lane: ten times what a typical parser takes (instantiation included).
 pub const HEAVY_INVOCATION: Duration = Duration::from_micros(250);
 
+/// What a failed invocation counts as in the average: one makes a light parser heavy, and
+/// after a run of failures about sixteen cheap successes make it light again.
+pub const FAILED_INVOCATION: Duration = Duration::from_millis(2);
+
 /// Threads of the background lane. Jobs beyond this many wait for one to finish; each
 /// integration's own concurrency limit still applies before that.
 pub const BACKGROUND_THREADS: usize = 4;
@@ -51,8 +58,14 @@ pub struct CostMeter {
 }
 
 impl CostMeter {
-    /// Adds one invocation's cost to the average.
-    pub fn record(&self, cost: Duration) {
+    /// Adds one invocation's cost to the average: its duration, or [`FAILED_INVOCATION`] if
+    /// it failed and that is more.
+    pub fn record(&self, duration: Duration, failed: bool) {
+        let cost = if failed {
+            duration.max(FAILED_INVOCATION)
+        } else {
+            duration
+        };
         let cost_us = u64::try_from(cost.as_micros()).unwrap_or(u64::MAX);
         // Concurrent updates may lose one another's sample; the average stays an average.
         let average = self.average_us.load(Ordering::Relaxed);
@@ -126,7 +139,7 @@ fn lane() -> &'static Sender<Job> {
 /// alone is not enough: the kernel may let a running thread finish its time slice, a few
 /// milliseconds, before a waking webhook gets the core.)
 #[cfg(target_os = "linux")]
-fn lower_priority() {
+pub fn lower_priority() {
     use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
     let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
     let thread = thread_priority::thread_native_id();
@@ -139,7 +152,7 @@ fn lower_priority() {
 
 /// Elsewhere the background lane is only a separate thread.
 #[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
+pub fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {
@@ -149,17 +162,36 @@ mod tests {
     fn an_integration_becomes_heavy_after_an_expensive_call_and_light_again_after_cheap_ones() {
         let meter = CostMeter::default();
         for _ in 0..100 {
-            meter.record(Duration::from_micros(20));
+            meter.record(Duration::from_micros(20), false);
         }
         assert!(!meter.is_heavy());
-        meter.record(Duration::from_millis(50));
+        meter.record(Duration::from_millis(50), false);
         assert!(meter.is_heavy());
         let mut cheap_calls = 0;
         while meter.is_heavy() {
-            meter.record(Duration::from_micros(20));
+            meter.record(Duration::from_micros(20), false);
             cheap_calls += 1;
         }
         assert!((5..50).contains(&cheap_calls), "{cheap_calls}");
+    }
+
+    #[test]
+    fn a_quick_failure_makes_an_integration_heavy() {
+        let meter = CostMeter::default();
+        for _ in 0..100 {
+            meter.record(Duration::from_micros(20), false);
+        }
+        meter.record(Duration::from_micros(5), true);
+        assert!(meter.is_heavy());
+        for _ in 0..100 {
+            meter.record(Duration::from_micros(5), true);
+        }
+        let mut cheap_calls = 0;
+        while meter.is_heavy() {
+            meter.record(Duration::from_micros(20), false);
+            cheap_calls += 1;
+        }
+        assert!((10..25).contains(&cheap_calls), "{cheap_calls}");
     }
 
     #[cfg(target_os = "linux")]

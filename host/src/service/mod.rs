@@ -15,6 +15,7 @@
 //! the version they started with and the next ones use the new one.
 
 pub mod admission;
+pub mod compiler;
 pub mod components;
 pub mod dispatch;
 pub mod health;
@@ -40,6 +41,7 @@ use crate::engine::sandbox::Settings;
 use crate::error::LoadError;
 use crate::{InvocationLog, Limits, RuntimeError};
 use admission::{AdmissionLimits, Gate};
+use compiler::Compiler;
 use components::{ComponentStore, StoreError};
 use dispatch::EventLog;
 use health::{Breaker, BreakerConfig, HealthReport};
@@ -134,6 +136,8 @@ pub struct ServiceConfig {
     /// precompiled artifact, under a millisecond) on their next request: each loaded parser
     /// keeps its compiled code mapped, a few hundred KiB.
     pub max_loaded_parsers: usize,
+    /// Where uploads are compiled: `telehook serve` uses a child process with a deadline.
+    pub compiler: Compiler,
 }
 
 /// The default of [`ServiceConfig::max_loaded_parsers`]: about 800 MiB of compiled code for
@@ -201,6 +205,9 @@ pub struct Service {
     admission: AdmissionLimits,
     breaker: BreakerConfig,
     compilations: tokio::sync::Semaphore,
+    compiler: Compiler,
+    /// Where the compiler's input and output files live while it runs.
+    scratch: PathBuf,
     max_loaded_parsers: usize,
     /// The start of the clock routes' `last_used` is counted on.
     started: Instant,
@@ -212,6 +219,8 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir)?;
         let database = config.data_dir.join("telehook.db");
         let registry = Registry::open(&database)?;
+        let scratch = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&scratch)?;
         let metrics = Metrics::default();
         let events = EventLog::start(
             registry::connect(&database)?,
@@ -231,6 +240,8 @@ impl Service {
             admission: config.admission,
             breaker: config.breaker,
             compilations: tokio::sync::Semaphore::new(1),
+            compiler: config.compiler,
+            scratch,
             max_loaded_parsers: config.max_loaded_parsers.max(1),
             started: Instant::now(),
         })
@@ -319,13 +330,29 @@ impl Service {
             .await
             .map_err(|err| ServiceError::Storage(err.to_string()))?;
         let service = Arc::clone(self);
-        let (digest, size) = lanes::in_background(move || {
-            let parser = service.runtime.load(&bytes)?;
-            let digest = service.components.put(&bytes, &parser)?;
-            Ok::<_, ServiceError>((digest, bytes.len() as u64))
-        })
-        .await
-        .map_err(|err| ServiceError::Storage(err.to_string()))??;
+        let stored = match &self.compiler {
+            Compiler::InProcess => {
+                lanes::in_background(move || {
+                    let parser = service.runtime.load(&bytes)?;
+                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes.len()))
+                })
+                .await
+            }
+            Compiler::Subprocess { program, timeout } => {
+                self.runtime.check_bytes(&bytes)?;
+                let artifact = compiler::in_child(program, *timeout, &bytes, &self.scratch).await?;
+                lanes::in_background(move || {
+                    // SAFETY: `telehook compile` (`Runtime::precompile`) wrote the artifact into
+                    // this host's own data directory a moment ago.
+                    #[allow(unsafe_code)]
+                    let parser = unsafe { service.runtime.load_precompiled(&artifact) }?;
+                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes.len()))
+                })
+                .await
+            }
+        };
+        let (digest, size) = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
         Ok(self.registry.add_version(integration_id, &digest, size)?)
     }
 

@@ -196,7 +196,11 @@ impl Service {
             let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
             (request, invocation)
         };
-        route.cost.record(invocation.elapsed);
+        let failed = matches!(
+            invocation.result,
+            Err(ref err) if !matches!(err, InvokeError::Rejected { .. })
+        );
+        route.cost.record(invocation.elapsed, failed);
         // The slot bounds parsers running, not events waiting for their commit: released here,
         // concurrent requests reach the event log together and share one group commit.
         drop(running);

@@ -15,6 +15,9 @@ use telehook::service::health::BreakerConfig;
 
 /// The default listening address: loopback only, until an operator decides otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+/// How long compiling one upload may take: the examples take about a tenth of a second here,
+/// a large parser a few seconds; minutes mean a component built to exhaust the compiler.
+pub const DEFAULT_COMPILE_TIMEOUT_MS: u64 = 60_000;
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "telehook-data";
 
@@ -71,6 +74,9 @@ pub struct ServeArgs {
     /// next request [default: 2000].
     #[arg(long, env = "TELEHOOK_MAX_LOADED_PARSERS")]
     pub max_loaded_parsers: Option<usize>,
+    /// The time compiling one uploaded component may take, in milliseconds [default: 60000].
+    #[arg(long, env = "TELEHOOK_COMPILE_TIMEOUT_MS")]
+    pub compile_timeout_ms: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -92,6 +98,7 @@ struct FileConfig {
     breaker_cooldown_ms: Option<u64>,
     fsync_events: Option<bool>,
     max_loaded_parsers: Option<usize>,
+    compile_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -106,6 +113,7 @@ pub struct ServeConfig {
     pub breaker: BreakerConfig,
     pub fsync_events: bool,
     pub max_loaded_parsers: usize,
+    pub compile_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -171,6 +179,11 @@ impl ServeConfig {
                 .max_loaded_parsers
                 .or(file.max_loaded_parsers)
                 .unwrap_or(DEFAULT_MAX_LOADED_PARSERS),
+            compile_timeout: Duration::from_millis(
+                args.compile_timeout_ms
+                    .or(file.compile_timeout_ms)
+                    .unwrap_or(DEFAULT_COMPILE_TIMEOUT_MS),
+            ),
         })
     }
 }

@@ -14,8 +14,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser as _, Subcommand};
 use telehook::server;
+use telehook::service::compiler::{Compiler, INVALID_COMPONENT_EXIT};
 use telehook::service::{Service, ServiceConfig};
-use telehook::{InvocationLog, InvokeError, Limits, LogLevel, Parser, Runtime, WebhookRequest};
+use telehook::{
+    InvocationLog, InvokeError, Limits, LoadError, LogLevel, Parser, Runtime, WebhookRequest,
+};
 use tokio::net::TcpListener;
 
 /// Exit codes, so that scripts can tell a broken setup from a parser's verdict.
@@ -46,6 +49,18 @@ enum Command {
     Check {
         /// The parser component (.wasm).
         module: PathBuf,
+    },
+    /// Compile a component into an artifact for this host, without the contract checks (the
+    /// server runs this for each upload, in a child process it stops after a deadline).
+    Compile {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Where to write the artifact.
+        #[arg(long)]
+        output: PathBuf,
+        /// Run at the lowest CPU priority, on what other work leaves over.
+        #[arg(long)]
+        background: bool,
     },
     /// Run a parser on one request and print the validated outcome as JSON.
     Run {
@@ -97,6 +112,34 @@ fn run(command: Command) -> Result<ExitCode> {
             println!("{}: fits the parser contract", module.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compile {
+            component,
+            output,
+            background,
+        } => {
+            if background {
+                telehook::service::lanes::lower_priority();
+            }
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            // The server checked the size against its own limit before asking.
+            let runtime = Runtime::new(Limits {
+                component_bytes: usize::MAX,
+                ..Limits::default()
+            })?;
+            match runtime.precompile(&bytes) {
+                Ok(artifact) => {
+                    std::fs::write(&output, artifact)
+                        .with_context(|| format!("cannot write {}", output.display()))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(LoadError::Invalid(reason)) => {
+                    eprintln!("{reason}");
+                    Ok(ExitCode::from(INVALID_COMPONENT_EXIT))
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
         Command::Run {
             module,
             request,
@@ -137,6 +180,10 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         breaker: config.breaker,
         fsync_events: config.fsync_events,
         max_loaded_parsers: config.max_loaded_parsers,
+        compiler: Compiler::Subprocess {
+            program: std::env::current_exe().context("cannot find the telehook binary")?,
+            timeout: config.compile_timeout,
+        },
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
     println!("telehook listening on {url}");
