@@ -5,7 +5,7 @@
 //!   over HTTP and show the answers and the logged events.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
-//!   server (`--only` runs the cases whose name contains CASE); its
+//!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
 //! - `cargo xtask bench [--http|--tenants]`: the invocation benchmark (criterion), the
 //!   end-to-end HTTP benchmark against the native baseline (see [`load`]) and the many-tenants

@@ -43,7 +43,7 @@ pub struct Setup<'a> {
     pub data_dir: &'a Path,
     /// A few seconds per case instead of many.
     pub quick: bool,
-    /// Only the cases whose name contains this.
+    /// Only the cases whose name contains one of these comma-separated words.
     pub only: Option<&'a str>,
 }
 
@@ -146,9 +146,11 @@ pub fn run(setup: &Setup) -> Result<()> {
 
     let mut rows = Vec::new();
     let mut failed = Vec::new();
-    let selected = cases()
-        .into_iter()
-        .filter(|case| setup.only.is_none_or(|only| case.name.contains(only)));
+    let selected = cases().into_iter().filter(|case| {
+        setup
+            .only
+            .is_none_or(|only| only.split(',').any(|word| case.name.contains(word)))
+    });
     for case in selected {
         let alone = Latencies::measure(&server.agent, &good, duration);
         let (measured, answers) = run_case(&target, &server.agent, &good, &case, duration);

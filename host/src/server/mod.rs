@@ -42,7 +42,7 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            max_body_bytes: 256 << 10,
+            max_body_bytes: 64 << 10,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),

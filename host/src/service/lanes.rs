@@ -37,11 +37,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// The average invocation cost above which an integration's parser runs in the background
-/// lane: ten times what a typical parser takes (instantiation included).
-pub const HEAVY_INVOCATION: Duration = Duration::from_micros(250);
+/// lane: five to ten times what the examples take (10 to 20 µs, instantiation included). A
+/// parser that logs a thousand lines per request (about 200 µs) measured 2.4x on the good
+/// tenant's p99 in place, under a threshold of 250 µs.
+pub const HEAVY_INVOCATION: Duration = Duration::from_micros(100);
 
 /// What a failed invocation counts as in the average: one makes a light parser heavy, and
-/// after a run of failures about sixteen cheap successes make it light again.
+/// after a run of failures about twenty cheap successes make it light again.
 pub const FAILED_INVOCATION: Duration = Duration::from_millis(2);
 
 /// Threads of the background lane. Jobs beyond this many wait for one to finish; each
@@ -191,7 +193,7 @@ mod tests {
             meter.record(Duration::from_micros(20), false);
             cheap_calls += 1;
         }
-        assert!((10..25).contains(&cheap_calls), "{cheap_calls}");
+        assert!((15..30).contains(&cheap_calls), "{cheap_calls}");
     }
 
     #[cfg(target_os = "linux")]

@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// The base of the webhook URLs shown to admins [default: the listening URL].
     #[arg(long, env = "TELEHOOK_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// The largest webhook body in bytes [default: 262144].
+    /// The largest webhook body in bytes [default: 65536].
     #[arg(long, env = "TELEHOOK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// The time a parser may run, in milliseconds [default: 50].
