@@ -1,15 +1,17 @@
 //! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
 //! the same parse done natively (serde_json into the same shape, then the same validation);
-//! then one documented sample of every example parser, to see what a parser's own work adds.
+//! then its tail latency (criterion reports medians, the target is also on the p99); then one
+//! documented sample of every example parser, to see what a parser's own work adds.
 //!
 //! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use telehook::outcome::Outcome;
-use telehook::{Limits, Runtime, Settings, WebhookRequest};
+use telehook::{Limits, Parser, Runtime, Settings, WebhookRequest};
 
 mod native;
 
@@ -22,7 +24,12 @@ fn native_parse(request: &WebhookRequest) -> Outcome {
     native::parse(&request.body).expect("the benchmark body is valid")
 }
 
-fn invocation(c: &mut Criterion) {
+/// Invocations timed one by one for the tail latency.
+const TAIL_SAMPLES: usize = 100_000;
+
+/// The `generic-json` parser, the benchmark request and empty settings, checked against the
+/// native baseline: the two must agree before they are compared.
+fn generic_json() -> (Parser, WebhookRequest, Arc<Settings>) {
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
     let bytes = std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built by the setup");
     let parser = runtime
@@ -40,7 +47,11 @@ fn invocation(c: &mut Criterion) {
         Some(native_parse(&request)),
         "the guest and the native baseline must agree before they are compared"
     );
+    (parser, request, settings)
+}
 
+fn invocation(c: &mut Criterion) {
+    let (parser, request, settings) = generic_json();
     let mut group = c.benchmark_group("generic-json");
     group.bench_function("wasm fresh instance + call + validate", |b| {
         b.iter(|| {
@@ -52,6 +63,44 @@ fn invocation(c: &mut Criterion) {
         b.iter(|| black_box(native_parse(black_box(&request))));
     });
     group.finish();
+}
+
+/// Times [`TAIL_SAMPLES`] invocations one by one, wasm and native, and prints their
+/// percentiles (each timing adds the ~20 ns of reading the clock twice).
+fn tail_latency(_: &mut Criterion) {
+    let (parser, request, settings) = generic_json();
+    let wasm = time_each(|| {
+        parser
+            .invoke(black_box(&request), settings.clone())
+            .result
+            .is_ok()
+    });
+    let native = time_each(|| native_parse(black_box(&request)).event.is_some());
+    for (name, mut times) in [
+        ("wasm fresh instance + call + validate", wasm),
+        ("native", native),
+    ] {
+        times.sort_unstable();
+        let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+        println!(
+            "generic-json/{name}: {TAIL_SAMPLES} single invocations: p50 {:.2} µs, p99 {:.2} µs, \
+             p99.9 {:.2} µs, max {:.2} µs",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            at(1.0)
+        );
+    }
+}
+
+fn time_each(mut call: impl FnMut() -> bool) -> Vec<Duration> {
+    (0..TAIL_SAMPLES)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(call());
+            started.elapsed()
+        })
+        .collect()
 }
 
 /// A sample of an example: its request file and the settings it was made with.
@@ -96,5 +145,5 @@ fn every_example(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, invocation, every_example);
+criterion_group!(benches, invocation, tail_latency, every_example);
 criterion_main!(benches);

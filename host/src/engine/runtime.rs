@@ -64,6 +64,17 @@ impl Runtime {
         parser::check_bytes(&self.limits, bytes)
     }
 
+    /// Checks a component completely without compiling it: [`Runtime::check_bytes`], then
+    /// WebAssembly validation, which takes time linear in the size (unlike compilation), so that
+    /// malformed uploads are refused without starting a compiler.
+    pub fn validate(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        self.check_bytes(bytes)?;
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(bytes)
+            .map(drop)
+            .map_err(|err| LoadError::Invalid(err.to_string()))
+    }
+
     /// Compiles a component into an artifact for [`Runtime::load_precompiled`], without the
     /// contract checks, which [`Runtime::load_precompiled`] makes. This is the part of loading
     /// that can take long (cranelift cannot be interrupted), so a host can run it in a process

@@ -339,7 +339,13 @@ impl Service {
                 .await
             }
             Compiler::Subprocess { program, timeout } => {
-                self.runtime.check_bytes(&bytes)?;
+                let (checked, bytes) = {
+                    let service = Arc::clone(self);
+                    lanes::in_background(move || (service.runtime.validate(&bytes), bytes))
+                        .await
+                        .map_err(|err| ServiceError::Storage(err.to_string()))?
+                };
+                checked?;
                 let artifact = compiler::in_child(program, *timeout, &bytes, &self.scratch).await?;
                 lanes::in_background(move || {
                     // SAFETY: `telehook compile` (`Runtime::precompile`) wrote the artifact into
