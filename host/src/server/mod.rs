@@ -72,6 +72,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let drain_timeout = limits.drain_timeout;
+    limit_receive_buffer(&listener, limits.max_body_bytes);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
@@ -117,6 +118,21 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Caps the kernel's receive buffer of every accepted connection (it is inherited from the
+/// listener) near the body limit. Linux grows it to megabytes for a fast sender, and a client
+/// streaming an oversized body would have all of that copied into the host's memory before the
+/// `413` closes the connection; webhooks are a few KiB, so a small buffer costs them nothing.
+fn limit_receive_buffer(listener: &TcpListener, max_body_bytes: usize) {
+    let size = max_body_bytes.clamp(MIN_RECEIVE_BUFFER, MAX_RECEIVE_BUFFER);
+    if let Err(err) = socket2::SockRef::from(listener).set_recv_buffer_size(size) {
+        tracing::warn!("cannot limit the receive buffer: {err}");
+    }
+}
+
+/// The bounds of the receive buffer [`limit_receive_buffer`] sets.
+const MIN_RECEIVE_BUFFER: usize = 64 << 10;
+const MAX_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// The address a listener is bound to, for the start-up message.
 pub fn local_url(listener: &TcpListener) -> std::io::Result<String> {
