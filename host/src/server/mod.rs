@@ -3,8 +3,9 @@
 //! Everything here translates between HTTP and the [`Service`]; no decision about parsers,
 //! tenants or storage is made in this module.
 //!
-//! Connections are served by hyper with a header-read timeout (slowloris), bodies are read with
-//! a size limit and a timeout, and shutdown stops accepting, then waits for requests in flight.
+//! Connections are served by hyper with a header-read timeout (slowloris) and a kernel receive
+//! buffer near the body limit, bodies are read with a size limit and a timeout, and shutdown
+//! stops accepting, then waits for requests in flight.
 
 mod admin;
 mod body;
