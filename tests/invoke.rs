@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use telehook::outcome::{Direction, EventType};
-use telehook::{InvokeError, Limits, LoadError, Parser, Runtime, Settings, WebhookRequest};
+use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
 use telehook_test_artifacts::HOSTILE;
 
 /// The deadline is wall-clock time, and tests share two cores: every case but the deadline
@@ -267,30 +267,4 @@ fn an_artifact_compiled_under_default_limits_loads_under_other_limits() {
     let parser = unsafe { operator.load_precompiled(&artifact) }.expect("the artifact fits");
     let invocation = parser.invoke(&command("log"), Arc::new(Settings::new()));
     assert!(invocation.result.is_ok(), "{:?}", invocation.result);
-}
-
-/// The server refuses what it can before starting a compiler; the imports it refuses are the
-/// ones the compiled check names.
-#[test]
-fn validation_names_refused_imports_without_compiling() {
-    let runtime = Runtime::new(Limits::default()).expect("the limits are valid");
-    let bytes = std::fs::read(telehook_test_artifacts::SMUGGLER).expect("built");
-    let (Err(LoadError::RefusedImports(before)), Err(LoadError::RefusedImports(after))) =
-        (runtime.validate(&bytes), runtime.load(&bytes).map(drop))
-    else {
-        panic!("the smuggler's imports are refused both ways");
-    };
-    assert_eq!(before, after);
-    assert!(
-        before
-            .iter()
-            .any(|import| import.name.starts_with("wasi:sockets/"))
-    );
-    assert!(
-        before
-            .iter()
-            .any(|import| import.name.starts_with("evil:backdoor/door"))
-    );
-    let generic_json = std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built");
-    assert!(runtime.validate(&generic_json).is_ok());
 }

@@ -108,43 +108,10 @@ pub(crate) fn check_bytes(limits: &Limits, bytes: &[u8]) -> Result<(), LoadError
 }
 
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
-    refuse_imports(
-        component
-            .component_type()
-            .imports(engine)
-            .map(|(name, _)| name),
-    )
-}
-
-/// The same check as the one after compiling, read from the bytes: a component importing what
-/// parsers do not get is refused before a compiler is started for it.
-pub(crate) fn check_import_names(bytes: &[u8]) -> Result<(), LoadError> {
-    use wasmparser::Payload;
-    let invalid = |err: wasmparser::BinaryReaderError| LoadError::Invalid(err.to_string());
-    let mut names = Vec::new();
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload.map_err(invalid)? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(imports) if depth == 0 => {
-                for import in imports {
-                    let import = import.map_err(invalid)?;
-                    // Imported type names (the contract's records) are not capabilities.
-                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
-                        names.push(import.name.name);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    refuse_imports(names.into_iter())
-}
-
-fn refuse_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), LoadError> {
-    let refused: Vec<RefusedImport> = names
-        .filter_map(|name| {
+    let refused: Vec<RefusedImport> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
             let reason = match import_policy(name) {
                 ImportPolicy::Granted => return None,
                 ImportPolicy::Forbidden(reason) => reason.to_owned(),
