@@ -322,8 +322,10 @@ impl Service {
         integration_id: &str,
         bytes: Vec<u8>,
     ) -> Result<registry::Version, ServiceError> {
-        // Compiling is the heaviest thing a tenant can ask for: one compilation at a time, in the
-        // background lane, so that a flood of uploads gets only the CPU the webhooks leave.
+        // Compiling is the heaviest thing a tenant can ask for: one upload at a time, at the
+        // lowest CPU priority (the background lane, or the compiler process, see `compiler`), so
+        // that a flood of uploads gets only the CPU the webhooks leave. The one-at-a-time
+        // compile is also what throttles a flood of uploads that are refused after it.
         let _compiling = self
             .compilations
             .acquire()
