@@ -13,8 +13,9 @@
 //! (Linux's `SCHED_IDLE`), which the kernel runs only on what the webhooks of well-behaved
 //! integrations leave over. Heavy work is:
 //!
-//! - compiling an uploaded component (cranelift can take seconds of CPU per component), and
-//!   trial runs of a version;
+//! - checking an uploaded component, and compiling it when the service compiles in process
+//!   (`telehook serve` compiles in a child process of the same class instead, see
+//!   [`super::compiler`]), and trial runs of a version;
 //! - invoking the parser of an integration whose recent invocations cost, on average, more than
 //!   [`HEAVY_INVOCATION`]: a [`CostMeter`] per integration keeps that average, so a parser that
 //!   becomes cheap again comes back in place by itself. An invocation that failed (a trap, a
