@@ -58,17 +58,12 @@ impl Runtime {
         Parser::load(self, bytes)
     }
 
-    /// Checks what can be checked of a component without compiling it: its size, that it is
-    /// WebAssembly, and a component rather than a core module.
-    pub fn check_bytes(&self, bytes: &[u8]) -> Result<(), LoadError> {
-        parser::check_bytes(&self.limits, bytes)
-    }
-
-    /// Checks a component completely without compiling it: [`Runtime::check_bytes`], then
-    /// WebAssembly validation, which takes time linear in the size (unlike compilation), so that
-    /// malformed uploads are refused without starting a compiler.
+    /// Checks a component as far as it can be without compiling it: its size, that it is a
+    /// component rather than a core module, and WebAssembly validation, all in time linear in
+    /// the size (unlike compilation), so that malformed uploads are refused without starting a
+    /// compiler.
     pub fn validate(&self, bytes: &[u8]) -> Result<(), LoadError> {
-        self.check_bytes(bytes)?;
+        parser::check_bytes(&self.limits, bytes)?;
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
             .validate_all(bytes)
             .map(drop)
@@ -80,14 +75,15 @@ impl Runtime {
     /// that can take long (cranelift cannot be interrupted), so a host can run it in a process
     /// of its own and stop it after a deadline (`telehook compile`).
     pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
-        self.check_bytes(bytes)?;
+        parser::check_bytes(&self.limits, bytes)?;
         self.engine
             .precompile_component(bytes)
             .map_err(|err| LoadError::Invalid(format!("{err:#}")))
     }
 
-    /// Loads a parser from an artifact made by [`Parser::precompiled`] or [`Runtime::precompile`], skipping compilation;
-    /// an artifact from an incompatible engine is refused, and the caller compiles instead.
+    /// Loads a parser from an artifact made by [`Parser::precompiled`] or
+    /// [`Runtime::precompile`], skipping compilation; an artifact from an incompatible engine is
+    /// refused, and the caller compiles instead.
     ///
     /// # Safety
     /// The artifact is native code run as is: it must come from one of those two and

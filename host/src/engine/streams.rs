@@ -16,8 +16,7 @@ use wasmtime_wasi_io::bindings::wasi::io::poll::{
     Host as AsyncPoll, HostPollable as AsyncPollable,
 };
 use wasmtime_wasi_io::bindings::wasi::io::streams::{
-    self as async_streams, Host as AsyncStreams, HostInputStream as AsyncInput,
-    HostOutputStream as AsyncOutput,
+    Host as AsyncStreams, HostInputStream as AsyncInput, HostOutputStream as AsyncOutput,
 };
 
 type InputStream = streams::InputStream;
@@ -28,12 +27,7 @@ pub(crate) struct RuntimeFreeIo<'a>(pub(crate) &'a mut ResourceTable);
 
 impl streams::Host for RuntimeFreeIo<'_> {
     fn convert_stream_error(&mut self, err: StreamError) -> wasmtime::Result<streams::StreamError> {
-        Ok(match AsyncStreams::convert_stream_error(self.0, err)? {
-            async_streams::StreamError::LastOperationFailed(e) => {
-                streams::StreamError::LastOperationFailed(e)
-            }
-            async_streams::StreamError::Closed => streams::StreamError::Closed,
-        })
+        Ok(AsyncStreams::convert_stream_error(self.0, err)?.into())
     }
 }
 

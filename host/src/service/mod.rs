@@ -331,12 +331,13 @@ impl Service {
             .acquire()
             .await
             .map_err(|err| ServiceError::Storage(err.to_string()))?;
+        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         let service = Arc::clone(self);
         let stored = match &self.compiler {
             Compiler::InProcess => {
                 lanes::in_background(move || {
                     let parser = service.runtime.load(&bytes)?;
-                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes.len()))
+                    Ok::<_, ServiceError>(service.components.put(&bytes, &parser)?)
                 })
                 .await
             }
@@ -354,13 +355,12 @@ impl Service {
                     // this host's own data directory a moment ago.
                     #[allow(unsafe_code)]
                     let parser = unsafe { service.runtime.load_precompiled(&artifact) }?;
-                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes.len()))
+                    Ok::<_, ServiceError>(service.components.put(&bytes, &parser)?)
                 })
                 .await
             }
         };
-        let (digest, size) = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
-        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        let digest = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
         Ok(self.registry.add_version(integration_id, &digest, size)?)
     }
 

@@ -176,12 +176,14 @@ impl Service {
             };
         }
         let started = Instant::now();
-        let (request, invocation) = if route.cost.is_heavy() {
+        let job = {
             let active = Arc::clone(&active);
-            let job = move || {
+            move || {
                 let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
                 (request, invocation)
-            };
+            }
+        };
+        let (request, invocation) = if route.cost.is_heavy() {
             match lanes::in_background(job).await {
                 Ok(done) => done,
                 Err(err) => {
@@ -193,8 +195,7 @@ impl Service {
                 }
             }
         } else {
-            let invocation = active.parser.invoke(&request, Arc::clone(&active.settings));
-            (request, invocation)
+            job()
         };
         let failed = matches!(
             invocation.result,
