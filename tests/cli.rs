@@ -132,6 +132,26 @@ fn check_refuses_a_core_module() {
     );
 }
 
+/// The SDK's way: a core module built for `wasm32-unknown-unknown`, made a component.
+#[test]
+fn componentize_makes_a_core_module_a_parser() {
+    let component = scratch_file("componentized.wasm", b"");
+    let component = component.to_str().expect("a UTF-8 temp path");
+    let module = telehook_test_artifacts::GENERIC_JSON_MODULE;
+    assert!(!telehook(&["check", module]).status.success());
+    let output = telehook(&["componentize", module, "--output", component]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checked = telehook(&["check", component]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+
+    let refused = telehook(&["componentize", HOSTILE, "--output", component]);
+    assert!(
+        stderr(&refused).contains("is not a core module built against the parser contract"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 #[test]
 fn check_refuses_a_truncated_component() {
     let bytes = fs::read(GENERIC_JSON).expect("built");

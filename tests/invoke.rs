@@ -6,38 +6,48 @@ use std::time::Duration;
 
 use telehook::outcome::{Direction, EventType};
 use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
-use telehook_test_artifacts::HOSTILE;
+use telehook_test_artifacts::{HOSTILE, HOSTILE_WASIP2};
 
 /// The deadline is wall-clock time, and tests share two cores: every case but the deadline
 /// ones runs under a deadline no honest parse can miss, so that only the behaviour under test
 /// decides the outcome.
 const GENEROUS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Loads the hostile parser. It keeps its engine, and so the deadline clock, alive after the
-/// runtime that loaded it is dropped.
-fn load_hostile(limits: Limits) -> Parser {
+/// Loads a build of the hostile parser. It keeps its engine, and so the deadline clock, alive
+/// after the runtime that loaded it is dropped.
+fn load_hostile(component: &str, limits: Limits) -> Parser {
     let runtime = Runtime::new(limits).expect("the limits are valid");
-    let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
+    let bytes = std::fs::read(component).expect("the hostile guest was built");
     runtime
         .load(&bytes)
         .expect("the hostile guest fits the contract")
 }
 
-/// The hostile parser under the default limits but a generous deadline.
+/// The generous limits most cases run under.
+fn generous() -> Limits {
+    Limits {
+        timeout: GENEROUS_TIMEOUT,
+        ..Limits::default()
+    }
+}
+
+/// The hostile parser as the SDK builds it (`wasm32-unknown-unknown`, no WASI imports) under
+/// the default limits but a generous deadline.
 fn hostile() -> &'static Parser {
     static PARSER: OnceLock<Parser> = OnceLock::new();
-    PARSER.get_or_init(|| {
-        load_hostile(Limits {
-            timeout: GENEROUS_TIMEOUT,
-            ..Limits::default()
-        })
-    })
+    PARSER.get_or_init(|| load_hostile(HOSTILE, generous()))
+}
+
+/// The same parser built for `wasm32-wasip2`: Rust's standard library prints through WASI.
+fn hostile_wasip2() -> &'static Parser {
+    static PARSER: OnceLock<Parser> = OnceLock::new();
+    PARSER.get_or_init(|| load_hostile(HOSTILE_WASIP2, generous()))
 }
 
 /// The hostile parser under the default limits, deadline included.
 fn hostile_default_deadline() -> &'static Parser {
     static PARSER: OnceLock<Parser> = OnceLock::new();
-    PARSER.get_or_init(|| load_hostile(Limits::default()))
+    PARSER.get_or_init(|| load_hostile(HOSTILE, Limits::default()))
 }
 
 fn command(body: &str) -> WebhookRequest {
@@ -48,20 +58,27 @@ fn invoke(body: &str) -> telehook::Invocation {
     hostile().invoke(&command(body), Arc::new(Settings::new()))
 }
 
+/// Built for `wasm32-wasip2` the panic message comes from stderr; built for
+/// `wasm32-unknown-unknown` from the SDK's panic hook, through the log.
 #[test]
 fn panic_is_a_trap_carrying_the_panic_message() {
-    let err = invoke("panic").result.unwrap_err();
-    let InvokeError::Trap { message } = &err else {
-        panic!("expected a trap, got {err:?}");
-    };
-    assert!(
-        message.starts_with("panicked at tests/guests/hostile/src/lib.rs:"),
-        "{message}"
-    );
-    assert!(
-        message.ends_with("hostile parser panicked on purpose"),
-        "{message}"
-    );
+    for parser in [hostile(), hostile_wasip2()] {
+        let err = parser
+            .invoke(&command("panic"), Arc::new(Settings::new()))
+            .result
+            .unwrap_err();
+        let InvokeError::Trap { message } = &err else {
+            panic!("expected a trap, got {err:?}");
+        };
+        assert!(
+            message.starts_with("panicked at tests/guests/hostile/src/lib.rs:"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("hostile parser panicked on purpose"),
+            "{message}"
+        );
+    }
 }
 
 #[test]
@@ -172,7 +189,7 @@ fn log_spam_is_bounded() {
 
 #[test]
 fn stdout_and_stderr_are_captured_into_the_log() {
-    let invocation = invoke("print");
+    let invocation = hostile_wasip2().invoke(&command("print"), Arc::new(Settings::new()));
     let messages: Vec<&str> = invocation
         .log
         .lines
@@ -223,7 +240,14 @@ fn a_failed_instance_leaves_the_parser_usable() {
 /// blocking calls (printing, a panic message on stderr) must work there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parser_may_print_and_panic_on_an_async_runtime_worker() {
-    let on_worker = tokio::spawn(async { (invoke("print"), invoke("panic")) });
+    let on_worker = tokio::spawn(async {
+        let settings = Arc::new(Settings::new());
+        let parser = hostile_wasip2();
+        (
+            parser.invoke(&command("print"), settings.clone()),
+            parser.invoke(&command("panic"), settings),
+        )
+    });
     let (printed, panicked) = on_worker.await.expect("the invocations do not panic");
     assert!(printed.result.is_ok(), "{:?}", printed.result);
     assert_eq!(printed.log.lines.len(), 2, "{:?}", printed.log);

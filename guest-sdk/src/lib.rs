@@ -2,7 +2,9 @@
 //!
 //! A parser turns a telephony provider's webhook request into the platform's normalised
 //! telephony event. With this crate a parser is one short file: implement [`Parser`] and hand
-//! the type to [`export_parser!`]; build with `cargo build --target wasm32-wasip2`.
+//! the type to [`export_parser!`]; build with `cargo build --target wasm32-unknown-unknown` and
+//! make the module a component with `telehook componentize` (or build for `wasm32-wasip2`,
+//! which makes a component directly but imports WASI and costs more per request).
 //!
 //! ```ignore
 //! use telehook_guest::prelude::*;
@@ -40,6 +42,14 @@ pub mod outcome;
 pub mod request;
 pub mod settings;
 pub mod verify;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod heap;
+
+/// Built for `wasm32-unknown-unknown`, a parser allocates from a bump heap (see `heap.rs`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[global_allocator]
+static HEAP: heap::BumpHeap = heap::BumpHeap::new();
 
 #[doc(hidden)]
 pub mod bindings {
@@ -90,6 +100,7 @@ macro_rules! export_parser {
                 fn parse_webhook_request(
                     request: $crate::Request,
                 ) -> ::core::result::Result<$crate::ParseResult, $crate::ParseError> {
+                    $crate::log::report_panics();
                     <$parser as $crate::Parser>::parse(request)
                 }
             }

@@ -24,3 +24,14 @@ pub fn warn(message: &str) {
 pub fn error(message: &str) {
     host::log(LogLevel::Error, message);
 }
+
+/// Sends a panic's message to the log, where the host finds it to say why the parser failed.
+///
+/// [`export_parser!`](crate::export_parser) calls it before each parse. Built for
+/// `wasm32-wasip2`, Rust prints panics to stderr, which the host captures, so this does
+/// nothing there; built for `wasm32-unknown-unknown` a parser has no stderr.
+#[doc(hidden)]
+pub fn report_panics() {
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    std::panic::set_hook(Box::new(|panic| error(&panic.to_string())));
+}

@@ -27,11 +27,21 @@ fn native_parse(request: &WebhookRequest) -> Outcome {
 /// Invocations timed one by one for the tail latency.
 const TAIL_SAMPLES: usize = 100_000;
 
-/// The `generic-json` parser, the benchmark request and empty settings, checked against the
+/// The two builds of `generic-json`: as the SDK recommends (no WASI imports), and for
+/// `wasm32-wasip2`, whose standard library imports WASI.
+const BUILDS: [(&str, &str); 2] = [
+    ("wasm", telehook_test_artifacts::GENERIC_JSON),
+    (
+        "wasm32-wasip2 build",
+        telehook_test_artifacts::GENERIC_JSON_WASIP2,
+    ),
+];
+
+/// A `generic-json` build, the benchmark request and empty settings, checked against the
 /// native baseline: the two must agree before they are compared.
-fn generic_json() -> (Parser, WebhookRequest, Arc<Settings>) {
+fn generic_json(component: &str) -> (Parser, WebhookRequest, Arc<Settings>) {
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
-    let bytes = std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built by the setup");
+    let bytes = std::fs::read(component).expect("built by the setup");
     let parser = runtime
         .load(&bytes)
         .expect("generic-json fits the contract");
@@ -51,14 +61,17 @@ fn generic_json() -> (Parser, WebhookRequest, Arc<Settings>) {
 }
 
 fn invocation(c: &mut Criterion) {
-    let (parser, request, settings) = generic_json();
     let mut group = c.benchmark_group("generic-json");
-    group.bench_function("wasm fresh instance + call + validate", |b| {
-        b.iter(|| {
-            let invocation = parser.invoke(black_box(&request), settings.clone());
-            black_box(invocation.result.is_ok())
+    for (build, component) in BUILDS {
+        let (parser, request, settings) = generic_json(component);
+        group.bench_function(format!("{build} fresh instance + call + validate"), |b| {
+            b.iter(|| {
+                let invocation = parser.invoke(black_box(&request), settings.clone());
+                black_box(invocation.result.is_ok())
+            });
         });
-    });
+    }
+    let (_, request, _) = generic_json(telehook_test_artifacts::GENERIC_JSON);
     group.bench_function("native parse + validate", |b| {
         b.iter(|| black_box(native_parse(black_box(&request))));
     });
@@ -68,18 +81,25 @@ fn invocation(c: &mut Criterion) {
 /// Times [`TAIL_SAMPLES`] invocations one by one, wasm and native, and prints their
 /// percentiles (each timing adds the ~20 ns of reading the clock twice).
 fn tail_latency(_: &mut Criterion) {
-    let (parser, request, settings) = generic_json();
-    let wasm = time_each(|| {
-        parser
-            .invoke(black_box(&request), settings.clone())
-            .result
-            .is_ok()
-    });
-    let native = time_each(|| native_parse(black_box(&request)).event.is_some());
-    for (name, mut times) in [
-        ("wasm fresh instance + call + validate", wasm),
-        ("native", native),
-    ] {
+    let mut runs = Vec::new();
+    let mut request = None;
+    for (build, component) in BUILDS {
+        let (parser, req, settings) = generic_json(component);
+        let times = time_each(|| {
+            parser
+                .invoke(black_box(&req), settings.clone())
+                .result
+                .is_ok()
+        });
+        runs.push((format!("{build} fresh instance + call + validate"), times));
+        request = Some(req);
+    }
+    let request = request.expect("there are builds");
+    runs.push((
+        "native".to_owned(),
+        time_each(|| native_parse(black_box(&request)).event.is_some()),
+    ));
+    for (name, mut times) in runs {
         times.sort_unstable();
         let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
         println!(

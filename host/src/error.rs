@@ -34,8 +34,8 @@ pub enum LoadError {
     NotWasm,
     /// A core module, such as `cargo build --target wasm32-unknown-unknown` produces.
     #[error(
-        "this is a core WebAssembly module, not a component: build the parser with \
-         `cargo build --target wasm32-wasip2`, or wrap the module with `wasm-tools component new`"
+        "this is a core WebAssembly module, not a component: make it one with \
+         `telehook componentize` (or `wasm-tools component new`)"
     )]
     CoreModule,
     /// The binary is malformed or truncated, or uses features the host does not enable.

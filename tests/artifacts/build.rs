@@ -1,19 +1,34 @@
 //! Compiles every guest crate (`examples/*` and `tests/guests/*`) to a WebAssembly component and
 //! generates a constant with the path of each, so that tests run what the sources say today.
 //!
-//! The guests are built by a nested `cargo build --target wasm32-wasip2 --profile guest` into
-//! `target/guests`, a target directory of their own, so that the nested build does not wait
-//! on the lock of the build that runs this script.
+//! A guest is built for `wasm32-unknown-unknown` and made a component here (`wit-component`),
+//! the way the SDK recommends: such a parser imports nothing but the contract. A guest that
+//! needs WASI to do what it tests (printing, a file, a socket) names its targets in its
+//! `Cargo.toml`, under `[package.metadata.telehook] targets`; the first is its main build,
+//! named after the crate (`GENERIC_JSON`), the others get the target's suffix
+//! (`GENERIC_JSON_WASIP2`).
+//!
+//! The guests are built by a nested `cargo build --profile guest`, one per target, into
+//! `target/guests`, a target directory of their own, so that the nested build does not wait on
+//! the lock of the build that runs this script. The main build of every guest ends up in
+//! `target/guests/components`.
 
+use std::collections::BTreeMap;
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
+const DEFAULT_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "guest";
 const GUEST_DIRS: &[&str] = &["examples", "tests/guests"];
+
+/// A guest crate and the targets it is built for, its main one first.
+struct Guest {
+    name: String,
+    targets: Vec<String>,
+}
 
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -24,7 +39,7 @@ fn main() {
     for dir in GUEST_DIRS {
         let dir = workspace.join(dir);
         println!("cargo:rerun-if-changed={}", dir.display());
-        guests.extend(crates_in(&dir));
+        guests.extend(guests_in(&dir));
     }
     for input in [
         "guest-sdk",
@@ -36,14 +51,81 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
+    let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for guest in &guests {
+        for target in &guest.targets {
+            by_target.entry(target).or_default().push(&guest.name);
+        }
+    }
+    for (target, names) in &by_target {
+        build(&workspace, &target_dir, target, names);
+    }
+
+    let components = target_dir.join("components");
+    fs::create_dir_all(&components).expect("the target directory is writable");
+    let mut code = String::new();
+    let mut table = String::from(
+        "/// Every guest's main build, by crate name.\npub const GUESTS: &[(&str, &str)] = &[\n",
+    );
+    for guest in &guests {
+        let file = format!("{}.wasm", guest.name.replace('-', "_"));
+        for (index, target) in guest.targets.iter().enumerate() {
+            let built = target_dir.join(target).join(PROFILE).join(&file);
+            assert!(built.exists(), "{} was not built", built.display());
+            // Main builds are gathered in one folder, which `cargo xtask` uses too.
+            let path = match (target == DEFAULT_TARGET, index) {
+                (true, _) => {
+                    let component = components.join(&file);
+                    componentize(&built, &component);
+                    writeln!(
+                        code,
+                        "/// The `{}` core module, before it was made a component.\npub const {}_MODULE: &str = {:?};",
+                        guest.name,
+                        guest.name.replace('-', "_").to_uppercase(),
+                        built.display()
+                    )
+                    .expect("writing to a String");
+                    component
+                }
+                (false, 0) => {
+                    let component = components.join(&file);
+                    fs::copy(&built, &component).expect("the target directory is writable");
+                    component
+                }
+                (false, _) => built,
+            };
+            let mut name = guest.name.replace('-', "_").to_uppercase();
+            if index > 0 {
+                name.push('_');
+                name.push_str(&target_suffix(target));
+            } else {
+                writeln!(table, "    ({:?}, {name}),", guest.name).expect("writing to a String");
+            }
+            writeln!(
+                code,
+                "/// The `{}` component, built from source for `{target}`.\npub const {name}: &str = {:?};",
+                guest.name,
+                path.display()
+            )
+            .expect("writing to a String");
+        }
+    }
+    code.push_str(&table);
+    code.push_str("];\n");
+    let generated = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::write(generated.join("guests.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// Builds these guest crates for one target.
+fn build(workspace: &Path, target_dir: &Path, target: &str, names: &[&str]) {
     let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .current_dir(&workspace)
-        .args(["build", "--quiet", "--target", TARGET, "--profile", PROFILE])
+        .current_dir(workspace)
+        .args(["build", "--quiet", "--target", target, "--profile", PROFILE])
         .arg("--target-dir")
-        .arg(&target_dir);
-    for guest in &guests {
-        cargo.args(["--package", guest]);
+        .arg(target_dir);
+    for name in names {
+        cargo.args(["--package", name]);
     }
     // The outer build's flags and wrappers (coverage, clippy) are for the host, not the guests.
     for var in [
@@ -59,40 +141,65 @@ fn main() {
     let status = cargo.status().expect("cargo runs");
     assert!(
         status.success(),
-        "building the guest components failed; is the target installed? \
-         (`rustup target add {TARGET}`)"
+        "building the guest components for {target} failed; is the target installed? \
+         (`rustup target add {target}`)"
     );
-
-    let out_dir = target_dir.join(TARGET).join(PROFILE);
-    let mut code = String::new();
-    let mut table =
-        String::from("/// Every guest, by crate name.\npub const GUESTS: &[(&str, &str)] = &[\n");
-    for guest in &guests {
-        let path = out_dir.join(format!("{}.wasm", guest.replace('-', "_")));
-        assert!(path.exists(), "{} was not built", path.display());
-        let name = guest.replace('-', "_").to_uppercase();
-        writeln!(
-            code,
-            "/// The `{guest}` component, built from source.\npub const {name}: &str = {:?};",
-            path.display()
-        )
-        .expect("writing to a String");
-        writeln!(table, "    ({guest:?}, {name}),").expect("writing to a String");
-    }
-    code.push_str(&table);
-    code.push_str("];\n");
-    let generated = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(generated.join("guests.rs"), code).expect("OUT_DIR is writable");
 }
 
-/// The package names of the crates directly under `dir` (each folder is named after its crate).
-fn crates_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
+/// Wraps a core module built with the SDK into a component: the contract's types travel in the
+/// module's `component-type` custom section, which `wit-bindgen` put there.
+fn componentize(module: &Path, component: &Path) {
+    let bytes = fs::read(module).expect("the guest module was just built");
+    let encoded = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap_or_else(|err| panic!("making {} a component: {err:#}", module.display()));
+    fs::write(component, encoded).expect("the target directory is writable");
+}
+
+/// `WASIP2` for `wasm32-wasip2`: the part of a target that tells its builds apart.
+fn target_suffix(target: &str) -> String {
+    target
+        .trim_start_matches("wasm32-")
+        .split('-')
+        .next()
+        .unwrap_or(target)
+        .to_uppercase()
+}
+
+/// The guest crates directly under `dir` (each folder is named after its crate), with the
+/// targets their manifests ask for.
+fn guests_in(dir: &Path) -> Vec<Guest> {
+    let mut guests: Vec<Guest> = fs::read_dir(dir)
         .expect("the guest folder exists")
         .filter_map(Result::ok)
         .filter(|entry| entry.path().join("Cargo.toml").exists())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .map(|entry| Guest {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            targets: targets_of(&entry.path().join("Cargo.toml")),
+        })
         .collect();
-    names.sort();
-    names
+    guests.sort_by(|a, b| a.name.cmp(&b.name));
+    guests
+}
+
+/// `package.metadata.telehook.targets` of a manifest, or the default target.
+fn targets_of(manifest: &Path) -> Vec<String> {
+    let text = fs::read_to_string(manifest).expect("the manifest is readable");
+    let manifest: toml::Table = text
+        .parse()
+        .unwrap_or_else(|err| panic!("{}: {err}", manifest.display()));
+    let targets = manifest
+        .get("package")
+        .and_then(|package| package.get("metadata"))
+        .and_then(|metadata| metadata.get("telehook"))
+        .and_then(|telehook| telehook.get("targets"))
+        .and_then(toml::Value::as_array);
+    match targets {
+        Some(targets) => targets
+            .iter()
+            .map(|target| target.as_str().expect("targets are strings").to_owned())
+            .collect(),
+        None => vec![DEFAULT_TARGET.to_owned()],
+    }
 }

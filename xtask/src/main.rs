@@ -12,7 +12,8 @@
 //!   benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one. Results go in
 //!   `BENCHMARKS.md`.
 //!
-//! All first make sure the `wasm32-wasip2` target is installed.
+//! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
+//! installed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +26,8 @@ mod reliability;
 mod server;
 mod tenants;
 
-const GUEST_TARGET: &str = "wasm32-wasip2";
-const GUEST_PROFILE: &str = "guest";
+/// The targets guests are built for (see `tests/artifacts/build.rs`).
+const GUEST_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -57,44 +58,25 @@ fn main() -> Result<()> {
 }
 
 fn test(root: &Path) -> Result<()> {
-    ensure_guest_target()?;
+    ensure_guest_targets()?;
     run(Command::new(cargo()).current_dir(root).arg("test"))
 }
 
-/// Builds guest crates into `target/guests` with the `guest` profile; returns where they land.
-fn build_guests(root: &Path, packages: &[String]) -> Result<PathBuf> {
-    ensure_guest_target()?;
-    let mut build = Command::new(cargo());
-    build
-        .current_dir(root)
-        .args([
-            "build",
-            "--target",
-            GUEST_TARGET,
-            "--profile",
-            GUEST_PROFILE,
-        ])
-        .args(["--target-dir", "target/guests"]);
-    for package in packages {
-        build.args(["--package", package]);
-    }
-    run(&mut build)?;
-    Ok(root
-        .join("target/guests")
-        .join(GUEST_TARGET)
-        .join(GUEST_PROFILE))
+/// Builds every guest crate (the build script of `tests/artifacts` does it, as for the tests)
+/// and returns the folder their components land in.
+fn build_guests(root: &Path) -> Result<PathBuf> {
+    ensure_guest_targets()?;
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "--quiet",
+        "--package",
+        "telehook-test-artifacts",
+    ]))?;
+    Ok(root.join("target/guests/components"))
 }
 
 fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
-    let guests = [
-        "generic-json",
-        "hostile",
-        "wrong-world",
-        "file-reader",
-        "smuggler",
-    ]
-    .map(String::from);
-    let components = build_guests(root, &guests)?;
+    let components = build_guests(root)?;
     let profile = if quick { "dev" } else { "release" };
     run(Command::new(cargo()).current_dir(root).args([
         "build",
@@ -121,7 +103,7 @@ fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
 const BENCH_INTEGRATIONS: usize = 1000;
 
 fn bench(root: &Path, only: Option<&str>) -> Result<()> {
-    let components = build_guests(root, &["generic-json".to_owned()])?;
+    let components = build_guests(root)?;
     if only.is_none() {
         run(Command::new(cargo()).current_dir(root).args([
             "bench",
@@ -164,7 +146,7 @@ fn bench(root: &Path, only: Option<&str>) -> Result<()> {
 
 fn demo(root: &Path) -> Result<()> {
     let examples = examples(root)?;
-    let components = build_guests(root, &examples)?;
+    let components = build_guests(root)?;
     run(Command::new(cargo())
         .current_dir(root)
         .args(["build", "--package", "telehook"]))?;
@@ -235,18 +217,18 @@ fn requests_in(samples: &Path) -> Result<Vec<PathBuf>> {
     Ok(requests)
 }
 
-fn ensure_guest_target() -> Result<()> {
+fn ensure_guest_targets() -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .context("running rustup (the guests need the wasm32-wasip2 target)")?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|line| line.trim() == GUEST_TARGET)
-    {
-        return Ok(());
+        .context("running rustup (the guests need the wasm32 targets)")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    for target in GUEST_TARGETS {
+        if !installed.lines().any(|line| line.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
-    run(Command::new("rustup").args(["target", "add", GUEST_TARGET]))
+    Ok(())
 }
 
 fn run(command: &mut Command) -> Result<()> {

@@ -2,8 +2,8 @@
 //! only exist for a component this host can run safely.
 
 use wasmtime::Engine;
-use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex};
 
 use crate::engine::contract::{self, ParserPre};
 use crate::engine::limits::Limits;
@@ -16,7 +16,10 @@ use crate::error::{LoadError, RefusedImport};
 /// Cheap to share between threads; every invocation gets its own fresh instance.
 #[derive(Clone)]
 pub struct Parser {
+    /// Linked against the host's imports, with the export type-checked against the contract.
     pub(crate) pre: ParserPre<Sandbox>,
+    /// Where `parse-webhook-request` is, so that an invocation finds it without a lookup.
+    pub(crate) export: ComponentExportIndex,
     pub(crate) limits: Limits,
 }
 
@@ -54,6 +57,7 @@ impl Parser {
         limits.memory_bytes = memory_bytes.min(limits.memory_cap_bytes.max(limits.memory_bytes));
         Self {
             pre: self.pre.clone(),
+            export: self.export,
             limits,
         }
     }
@@ -83,8 +87,12 @@ impl Parser {
             .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
         let pre = ParserPre::new(instance_pre)
             .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
+        let (_, export) = component
+            .get_export(None, contract::EXPORT)
+            .ok_or_else(|| LoadError::ExportMismatch("it is not exported".to_owned()))?;
         Ok(Self {
             pre,
+            export,
             limits: runtime.limits().clone(),
         })
     }

@@ -79,50 +79,78 @@ pub(crate) struct Sandbox {
     settings: Arc<Settings>,
     pub(crate) log: InvocationLog,
     pub(crate) memory: MemoryGuard,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    wasi: WasiCtx,
+    stdio_bytes: usize,
+    /// Made on the first WASI call: a parser that imports none (one built for
+    /// `wasm32-unknown-unknown`) does not pay for setting it up.
+    wasi: Option<Box<Wasi>>,
     table: ResourceTable,
 }
 
-impl Sandbox {
-    pub(crate) fn new(settings: Arc<Settings>, limits: &Limits) -> Self {
-        let stdout = MemoryOutputPipe::new(limits.stdio_bytes);
-        let stderr = MemoryOutputPipe::new(limits.stdio_bytes);
-        let wasi = WasiCtx::builder()
+/// The WASI context and the buffers that capture what the parser prints.
+struct Wasi {
+    ctx: WasiCtx,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Wasi {
+    /// The sandbox's WASI state, made on first use.
+    fn get(slot: &mut Option<Box<Self>>, stdio_bytes: usize) -> &mut Self {
+        slot.get_or_insert_with(|| Box::new(Self::new(stdio_bytes)))
+    }
+
+    fn new(stdio_bytes: usize) -> Self {
+        let stdout = MemoryOutputPipe::new(stdio_bytes);
+        let stderr = MemoryOutputPipe::new(stdio_bytes);
+        let ctx = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .build();
         Self {
+            ctx,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new(settings: Arc<Settings>, limits: &Limits) -> Self {
+        Self {
             settings,
             log: InvocationLog::new(limits.log_lines, limits.log_line_bytes),
             memory: MemoryGuard::new(limits.memory_bytes, limits.table_elements),
-            stdout,
-            stderr,
-            wasi,
+            stdio_bytes: limits.stdio_bytes,
+            wasi: None,
             table: ResourceTable::new(),
         }
     }
 
     /// Ends the invocation: what the parser printed joins its log lines.
     pub(crate) fn into_log(mut self) -> InvocationLog {
-        self.log
-            .push_output(LogLevel::Info, &self.stdout.contents());
-        self.log
-            .push_output(LogLevel::Error, &self.stderr.contents());
+        if let Some(wasi) = &self.wasi {
+            self.log
+                .push_output(LogLevel::Info, &wasi.stdout.contents());
+            self.log
+                .push_output(LogLevel::Error, &wasi.stderr.contents());
+        }
         self.log
     }
 
     /// What the parser wrote to stderr so far: where a Rust parser's panic message lands.
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+        self.wasi
+            .as_ref()
+            .map(|wasi| String::from_utf8_lossy(&wasi.stderr.contents()).into_owned())
+            .unwrap_or_default()
     }
 }
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = Wasi::get(&mut self.wasi, self.stdio_bytes);
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut wasi.ctx,
             table: &mut self.table,
         }
     }
@@ -229,7 +257,9 @@ fn runtime_free_io(sandbox: &mut Sandbox) -> RuntimeFreeIo<'_> {
 }
 
 fn random_ctx(sandbox: &mut Sandbox) -> &mut wasmtime_wasi::random::WasiRandomCtx {
-    sandbox.wasi.random()
+    Wasi::get(&mut sandbox.wasi, sandbox.stdio_bytes)
+        .ctx
+        .random()
 }
 
 /// What the host does with one import of a component.

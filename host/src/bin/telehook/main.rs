@@ -62,6 +62,15 @@ enum Command {
         #[arg(long)]
         background: bool,
     },
+    /// Make a parser built for `wasm32-unknown-unknown` (a core module) a component, ready for
+    /// `check`, `run` and upload.
+    Componentize {
+        /// The core module (.wasm) that `cargo build --target wasm32-unknown-unknown` made.
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Run a parser on one request and print the validated outcome as JSON.
     Run {
         /// The parser component (.wasm).
@@ -110,6 +119,25 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Check { module } => {
             load(&Runtime::new(Limits::default())?, &module)?;
             println!("{}: fits the parser contract", module.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Componentize { module, output } => {
+            let bytes = std::fs::read(&module)
+                .with_context(|| format!("cannot read {}", module.display()))?;
+            // The contract's types travel in the module's `component-type` custom section,
+            // which wit-bindgen (the SDK) put there.
+            let component = wit_component::ComponentEncoder::default()
+                .module(&bytes)
+                .and_then(|encoder| encoder.validate(true).encode())
+                .with_context(|| {
+                    format!(
+                        "{} is not a core module built against the parser contract",
+                        module.display()
+                    )
+                })?;
+            std::fs::write(&output, component)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!("{}: written", output.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile {
