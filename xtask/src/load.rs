@@ -1,5 +1,5 @@
 //! The end-to-end benchmark of `cargo xtask bench`: the same ~80-byte JSON webhook, over HTTP on
-//! loopback, to three servers one after another:
+//! loopback, to five servers one after another:
 //!
 //! - the native baseline (`host/examples/native_server.rs`): the `generic-json` parse compiled
 //!   into a server on the same HTTP stack, no sandbox, no event log;
@@ -7,7 +7,10 @@
 //!   commit) before answering: the same server with the parser compiled in;
 //! - `telehook serve` with the `generic-json` component, every event fsynced before the answer
 //!   (the default);
-//! - the same with `--fsync-events false`.
+//! - the same with `--fsync-events false`;
+//! - `wasmtime serve` (the reference wasi:http host, a fresh instance per request, pooling
+//!   allocator) with the same parse as a wasi:http component
+//!   (`tests/guests/wasi-http-generic-json`).
 //!
 //! wrk drives each at several connection counts and reports throughput and latency
 //! percentiles; after each telehook run the event log must hold exactly one event per `2xx`.
@@ -34,6 +37,10 @@ pub struct Setup<'a> {
     pub native_server: &'a Path,
     /// The `generic-json` component.
     pub generic_json: &'a Path,
+    /// The peer: `wasmtime` (the CLI, 48.0.8).
+    pub wasmtime: &'a Path,
+    /// The wasi:http component the peer serves.
+    pub peer_component: &'a Path,
     /// A scratch directory.
     pub scratch: &'a Path,
 }
@@ -103,8 +110,25 @@ pub fn run(setup: &Setup) -> Result<()> {
         results.extend(measured);
     }
 
+    let address = free_address()?;
+    let peer = Process::start_listening(
+        Command::new(setup.wasmtime)
+            .args(["serve", "-S", "cli=y", "-O", "pooling-allocator", "--addr"])
+            .arg(address.to_string())
+            .arg(setup.peer_component),
+        address,
+    )?;
+    let url = format!("{}/hooks/generic-json/token", peer.url);
+    results.extend(measure("wasmtime serve", &url, &script)?);
+    drop(peer);
+
     print_table(&results);
     Ok(())
+}
+
+/// A loopback address nothing listens on, for a server that cannot announce the port it got.
+fn free_address() -> Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// A one-second warm-up, then one wrk run per connection count.
@@ -199,9 +223,9 @@ fn print_table(results: &[Measurement]) {
         println!("{}", row(measurement));
     }
     println!(
-        "\n| connections | telehook / native + event log | telehook / native | fsynced / no fsync |"
+        "\n| connections | telehook / native + event log | telehook / native | fsynced / no fsync | telehook / wasmtime serve |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     let rate = |server: &str, connections: u32| {
         results
             .iter()
@@ -213,11 +237,13 @@ fn print_table(results: &[Measurement]) {
         let native_logged = rate("native + event log", connections);
         let fsynced = rate("telehook", connections);
         let relaxed = rate("telehook, no fsync", connections);
+        let peer = rate("wasmtime serve", connections);
         println!(
-            "| {connections} | {:.1}% | {:.1}% | {:.1}% |",
+            "| {connections} | {:.1}% | {:.1}% | {:.1}% | {:.1}x |",
             100.0 * fsynced / native_logged,
             100.0 * fsynced / native,
-            100.0 * fsynced / relaxed
+            100.0 * fsynced / relaxed,
+            fsynced / peer
         );
     }
 }

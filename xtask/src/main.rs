@@ -7,9 +7,11 @@
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
-//! - `cargo xtask bench [--http|--tenants]`: the invocation benchmark (criterion), the
-//!   end-to-end HTTP benchmark against the native baseline (see [`load`]) and the many-tenants
-//!   benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one. Results go in
+//! - `cargo xtask bench [--http|--tenants [N]]`: the invocation benchmark (criterion), the
+//!   end-to-end HTTP benchmark against the native baselines and `wasmtime serve` (see [`load`];
+//!   the peer is installed into `target/peers` the first time) and the many-tenants
+//!   benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one, and
+//!   `--tenants N` registers N integrations instead of 1,000. Results go in
 //!   `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
@@ -50,9 +52,17 @@ fn main() -> Result<()> {
                 only.map(String::as_str),
             )
         }
-        "bench" => bench(&root, std::env::args().nth(2).as_deref()),
+        "bench" => {
+            let integrations = match std::env::args().nth(3) {
+                Some(count) => count
+                    .parse()
+                    .with_context(|| format!("`{count}` is not a number of integrations"))?,
+                None => BENCH_INTEGRATIONS,
+            };
+            bench(&root, std::env::args().nth(2).as_deref(), integrations)
+        }
         _ => bail!(
-            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants]>"
+            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]]>"
         ),
     }
 }
@@ -102,7 +112,7 @@ fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
 /// Integrations registered by the many-tenants benchmark.
 const BENCH_INTEGRATIONS: usize = 1000;
 
-fn bench(root: &Path, only: Option<&str>) -> Result<()> {
+fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
     let components = build_guests(root)?;
     if only.is_none() {
         run(Command::new(cargo()).current_dir(root).args([
@@ -126,10 +136,14 @@ fn bench(root: &Path, only: Option<&str>) -> Result<()> {
     let release = root.join("target/release");
     let generic_json = components.join("generic_json.wasm");
     if only != Some("--tenants") {
+        let wasmtime = install_wasmtime(root)?;
+        let peer_component = components.join("wasi_http_generic_json.wasm");
         load::run(&load::Setup {
             telehook: &release.join("telehook"),
             native_server: &release.join("examples/native_server"),
             generic_json: &generic_json,
+            wasmtime: &wasmtime,
+            peer_component: &peer_component,
             scratch: &root.join("target/bench-http"),
         })?;
     }
@@ -138,7 +152,7 @@ fn bench(root: &Path, only: Option<&str>) -> Result<()> {
             telehook: &release.join("telehook"),
             generic_json: &generic_json,
             data_dir: &root.join("target/bench-tenants"),
-            integrations: BENCH_INTEGRATIONS,
+            integrations,
         })?;
     }
     Ok(())
@@ -215,6 +229,34 @@ fn requests_in(samples: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     requests.sort();
     Ok(requests)
+}
+
+/// The version of `wasmtime` the HTTP benchmark compares with: the one telehook embeds.
+const PEER_WASMTIME: &str = "48.0.8";
+
+/// `wasmtime` (the CLI, for `wasmtime serve`) in `target/peers`, installed there the first time
+/// (it compiles for about ten minutes here).
+fn install_wasmtime(root: &Path) -> Result<PathBuf> {
+    let peers = root.join("target/peers");
+    let wasmtime = peers.join("bin/wasmtime");
+    let version = Command::new(&wasmtime).arg("--version").output();
+    if let Ok(version) = version
+        && String::from_utf8_lossy(&version.stdout).contains(PEER_WASMTIME)
+    {
+        return Ok(wasmtime);
+    }
+    println!("installing wasmtime-cli {PEER_WASMTIME} into target/peers (once; about ten minutes)");
+    run(Command::new(cargo())
+        .args([
+            "install",
+            "wasmtime-cli",
+            "--locked",
+            "--version",
+            PEER_WASMTIME,
+            "--root",
+        ])
+        .arg(&peers))?;
+    Ok(wasmtime)
 }
 
 fn ensure_guest_targets() -> Result<()> {

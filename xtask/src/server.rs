@@ -2,11 +2,12 @@
 //! demo, the reliability suite and the benchmarks.
 
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use ureq::http::{Method, Request};
 
@@ -77,6 +78,30 @@ impl Process {
         let url = url.with_context(|| format!("{command:?} did not announce its URL"))?;
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Self { child, url })
+    }
+
+    /// Starts `command`, which serves on `address` but announces nothing on stdout (a peer
+    /// such as `wasmtime serve`), and waits until `address` takes connections.
+    pub fn start_listening(command: &mut Command, address: SocketAddr) -> Result<Self> {
+        let mut child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        let started = Instant::now();
+        while TcpStream::connect(address).is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("{command:?} exited with {status} before listening");
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "{command:?} did not listen on {address} within a minute"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self {
+            child,
+            url: format!("http://{address}"),
+        })
     }
 
     /// The process id, e.g. to read its resident memory.
