@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use telehook::engine::invoke::Stage;
 use telehook::outcome::{Direction, EventType};
 use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
 use telehook_test_artifacts::{HOSTILE, HOSTILE_WASIP2};
@@ -257,6 +258,28 @@ async fn a_parser_may_print_and_panic_on_an_async_runtime_worker() {
             .contains("hostile parser panicked on purpose"),
         "{err}"
     );
+}
+
+/// The benchmark's stage-by-stage entry point stops where it is told, and fails where the
+/// invocation would.
+#[test]
+fn an_invocation_stops_after_the_stage_asked_for() {
+    let settings = || Arc::new(Settings::new());
+    for stage in [
+        Stage::Store,
+        Stage::Instantiate,
+        Stage::Call,
+        Stage::Validate,
+    ] {
+        assert!(
+            hostile().invoke_until(stage, &command("log"), settings()),
+            "{stage:?}"
+        );
+    }
+    assert!(hostile().invoke_until(Stage::Instantiate, &command("panic"), settings()));
+    assert!(!hostile().invoke_until(Stage::Call, &command("panic"), settings()));
+    assert!(hostile().invoke_until(Stage::Call, &command("invalid"), settings()));
+    assert!(!hostile().invoke_until(Stage::Validate, &command("invalid"), settings()));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
 //! the same parse done natively (serde_json into the same shape, then the same validation);
-//! then its tail latency (criterion reports medians, the target is also on the p99); then one
-//! documented sample of every example parser, to see what a parser's own work adds.
+//! then its tail latency (criterion reports medians, the target is also on the p99); then the
+//! invocation stage by stage; then one documented sample of every example parser, to see what a
+//! parser's own work adds.
 //!
 //! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use telehook::engine::invoke::Stage;
 use telehook::outcome::Outcome;
 use telehook::{Limits, Parser, Runtime, Settings, WebhookRequest};
 
@@ -123,6 +125,25 @@ fn time_each(mut call: impl FnMut() -> bool) -> Vec<Duration> {
         .collect()
 }
 
+/// The invocation up to each stage, dropping the store each time: a stage costs the difference
+/// to the one before it (creating and dropping an empty store is the first).
+fn stages(c: &mut Criterion) {
+    let (parser, request, settings) = generic_json(telehook_test_artifacts::GENERIC_JSON);
+    let mut group = c.benchmark_group("generic-json up to");
+    for stage in [
+        Stage::Store,
+        Stage::Instantiate,
+        Stage::Call,
+        Stage::Validate,
+    ] {
+        assert!(parser.invoke_until(stage, &request, settings.clone()));
+        group.bench_function(format!("{stage:?}"), |b| {
+            b.iter(|| black_box(parser.invoke_until(stage, black_box(&request), settings.clone())));
+        });
+    }
+    group.finish();
+}
+
 /// A sample of an example: its request file and the settings it was made with.
 fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
     let samples = telehook_test_artifacts::example_dir(example).join("samples");
@@ -165,5 +186,5 @@ fn every_example(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, invocation, tail_latency, every_example);
+criterion_group!(benches, invocation, tail_latency, stages, every_example);
 criterion_main!(benches);

@@ -113,7 +113,7 @@ pub fn run(setup: &Setup) -> Result<()> {
         ms(first_worst)
     );
     println!(
-        "| resident memory, {n} integrations loaded | {:.0} MiB ({:.0} KiB per integration) |",
+        "| resident memory, {n} integrations registered, each served once (at most the server's cap of them loaded) | {:.0} MiB ({:.0} KiB per integration) |",
         resident as f64 / f64::from(1 << 20),
         resident as f64 / 1024.0 / n as f64
     );

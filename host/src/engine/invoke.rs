@@ -19,6 +19,21 @@ use crate::validate::validate;
 type ParseFunction<'a> =
     TypedFunc<(&'a wit::Request,), (Result<wit::ParseResult, wit::ParseError>,)>;
 
+/// The stages of an invocation, for [`Parser::invoke_until`]; each includes the ones before it
+/// and dropping the store.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A store with the sandbox, limits and deadline.
+    Store,
+    /// A fresh instance of the parser.
+    Instantiate,
+    /// The call, the request lowered into the instance and the result lifted out.
+    Call,
+    /// Validation of the result: everything [`Parser::invoke`] does but keeping the log.
+    Validate,
+}
+
 /// What one invocation produced: the validated outcome or the reason there is none, with the
 /// parser's log either way (admins need it most when something failed).
 #[derive(Debug)]
@@ -39,20 +54,10 @@ impl Parser {
     /// thrown away.
     pub fn invoke(&self, request: &WebhookRequest, settings: Arc<Settings>) -> Invocation {
         let started = Instant::now();
-        let engine = self.pre.instance_pre().engine();
-        let mut store = Store::new(engine, Sandbox::new(settings, &self.limits));
-        store.limiter(|sandbox| &mut sandbox.memory);
-        store.set_epoch_deadline(self.limits.timeout_ticks());
-
+        let mut store = self.store(settings);
         let called = self
-            .pre
-            .instance_pre()
             .instantiate(&mut store)
-            .and_then(|instance| {
-                let parse = self.parse_function(&mut store, &instance)?;
-                let (result,) = parse.call(&mut store, (&wit::Request::from(request),))?;
-                Ok(result)
-            });
+            .and_then(|parse| Ok(parse.call(&mut store, (&wit::Request::from(request),))?.0));
         let result = match called {
             Ok(Ok(result)) => {
                 let outcome = Outcome::from(result);
@@ -80,6 +85,46 @@ impl Parser {
             log: store.into_data().into_log(),
             elapsed,
         }
+    }
+
+    /// Runs an invocation up to `stage` and throws it away: the invocation benchmark prices
+    /// each stage by the difference between two of these. Returns whether the stage succeeded.
+    #[doc(hidden)]
+    pub fn invoke_until(
+        &self,
+        stage: Stage,
+        request: &WebhookRequest,
+        settings: Arc<Settings>,
+    ) -> bool {
+        let mut store = self.store(settings);
+        if stage == Stage::Store {
+            return true;
+        }
+        let Ok(parse) = self.instantiate(&mut store) else {
+            return false;
+        };
+        if stage == Stage::Instantiate {
+            return true;
+        }
+        match parse.call(&mut store, (&wit::Request::from(request),)) {
+            Ok((Ok(result),)) => stage == Stage::Call || validate(&Outcome::from(result)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// A fresh store with this parser's limits and deadline.
+    fn store(&self, settings: Arc<Settings>) -> Store<Sandbox> {
+        let engine = self.pre.instance_pre().engine();
+        let mut store = Store::new(engine, Sandbox::new(settings, &self.limits));
+        store.limiter(|sandbox| &mut sandbox.memory);
+        store.set_epoch_deadline(self.limits.timeout_ticks());
+        store
+    }
+
+    /// A fresh instance in `store`, as its `parse-webhook-request`.
+    fn instantiate<'a>(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<ParseFunction<'a>> {
+        let instance = self.pre.instance_pre().instantiate(&mut *store)?;
+        self.parse_function(store, &instance)
     }
 
     /// The instance's `parse-webhook-request`, typed without checking its type again: the
