@@ -11,7 +11,7 @@
 //! The guests are built by a nested `cargo build --profile guest`, one per target, into
 //! `target/guests`, a target directory of their own, so that the nested build does not wait on
 //! the lock of the build that runs this script. The main build of every guest ends up in
-//! `target/guests/components`.
+//! `target/guests/components`, the others in `target/guests/components/TARGET`.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -62,44 +62,41 @@ fn main() {
     }
 
     let components = target_dir.join("components");
-    fs::create_dir_all(&components).expect("the target directory is writable");
     let mut code = String::new();
     let mut table = String::from(
         "/// Every guest's main build, by crate name.\npub const GUESTS: &[(&str, &str)] = &[\n",
     );
     for guest in &guests {
         let file = format!("{}.wasm", guest.name.replace('-', "_"));
+        let constant = guest.name.replace('-', "_").to_uppercase();
         for (index, target) in guest.targets.iter().enumerate() {
             let built = target_dir.join(target).join(PROFILE).join(&file);
             assert!(built.exists(), "{} was not built", built.display());
-            // Main builds are gathered in one folder, which `cargo xtask` uses too.
-            let path = match (target == DEFAULT_TARGET, index) {
-                (true, _) => {
-                    let component = components.join(&file);
-                    componentize(&built, &component);
-                    writeln!(
-                        code,
-                        "/// The `{}` core module, before it was made a component.\npub const {}_MODULE: &str = {:?};",
-                        guest.name,
-                        guest.name.replace('-', "_").to_uppercase(),
-                        built.display()
-                    )
+            // Main builds are gathered in one folder, which `cargo xtask` uses too; the others
+            // go in a folder per target beside it.
+            let (name, folder) = if index == 0 {
+                writeln!(table, "    ({:?}, {constant}),", guest.name)
                     .expect("writing to a String");
-                    component
-                }
-                (false, 0) => {
-                    let component = components.join(&file);
-                    fs::copy(&built, &component).expect("the target directory is writable");
-                    component
-                }
-                (false, _) => built,
-            };
-            let mut name = guest.name.replace('-', "_").to_uppercase();
-            if index > 0 {
-                name.push('_');
-                name.push_str(&target_suffix(target));
+                (constant.clone(), components.clone())
             } else {
-                writeln!(table, "    ({:?}, {name}),", guest.name).expect("writing to a String");
+                (
+                    format!("{constant}_{}", target_suffix(target)),
+                    components.join(target),
+                )
+            };
+            fs::create_dir_all(&folder).expect("the target directory is writable");
+            let path = folder.join(&file);
+            if target == DEFAULT_TARGET {
+                componentize(&built, &path);
+                writeln!(
+                    code,
+                    "/// The `{}` core module, before it was made a component.\npub const {name}_MODULE: &str = {:?};",
+                    guest.name,
+                    built.display()
+                )
+                .expect("writing to a String");
+            } else {
+                fs::copy(&built, &path).expect("the target directory is writable");
             }
             writeln!(
                 code,
