@@ -39,33 +39,41 @@ const BUILDS: [(&str, &str); 2] = [
     ),
 ];
 
-/// A `generic-json` build, the benchmark request and empty settings, checked against the
-/// native baseline: the two must agree before they are compared.
-fn generic_json(component: &str) -> (Parser, WebhookRequest, Arc<Settings>) {
+/// The benchmark webhook: [`BODY`] posted as JSON.
+fn benchmark_request() -> WebhookRequest {
+    WebhookRequest::new(
+        "POST",
+        "/hooks/generic-json",
+        [("content-type".to_owned(), "application/json".to_owned())],
+        BODY.as_bytes().to_vec(),
+    )
+}
+
+/// A `generic-json` build, checked against the native baseline on `request` with empty
+/// settings: the two must agree before they are compared.
+fn generic_json(component: &str, request: &WebhookRequest) -> Parser {
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
     let bytes = std::fs::read(component).expect("built by the setup");
     let parser = runtime
         .load(&bytes)
         .expect("generic-json fits the contract");
-    let request = WebhookRequest::new(
-        "POST",
-        "/hooks/generic-json",
-        [("content-type".to_owned(), "application/json".to_owned())],
-        BODY.as_bytes().to_vec(),
-    );
-    let settings = Arc::new(Settings::new());
     assert_eq!(
-        parser.invoke(&request, settings.clone()).result.ok(),
-        Some(native_parse(&request)),
+        parser
+            .invoke(request, Arc::new(Settings::new()))
+            .result
+            .ok(),
+        Some(native_parse(request)),
         "the guest and the native baseline must agree before they are compared"
     );
-    (parser, request, settings)
+    parser
 }
 
 fn invocation(c: &mut Criterion) {
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
     let mut group = c.benchmark_group("generic-json");
     for (build, component) in BUILDS {
-        let (parser, request, settings) = generic_json(component);
+        let parser = generic_json(component, &request);
         group.bench_function(format!("{build} fresh instance + call + validate"), |b| {
             b.iter(|| {
                 let invocation = parser.invoke(black_box(&request), settings.clone());
@@ -73,7 +81,6 @@ fn invocation(c: &mut Criterion) {
             });
         });
     }
-    let (_, request, _) = generic_json(telehook_test_artifacts::GENERIC_JSON);
     group.bench_function("native parse + validate", |b| {
         b.iter(|| black_box(native_parse(black_box(&request))));
     });
@@ -83,20 +90,19 @@ fn invocation(c: &mut Criterion) {
 /// Times [`TAIL_SAMPLES`] invocations one by one, wasm and native, and prints their
 /// percentiles (each timing adds the ~20 ns of reading the clock twice).
 fn tail_latency(_: &mut Criterion) {
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
     let mut runs = Vec::new();
-    let mut request = None;
     for (build, component) in BUILDS {
-        let (parser, req, settings) = generic_json(component);
+        let parser = generic_json(component, &request);
         let times = time_each(|| {
             parser
-                .invoke(black_box(&req), settings.clone())
+                .invoke(black_box(&request), settings.clone())
                 .result
                 .is_ok()
         });
         runs.push((format!("{build} fresh instance + call + validate"), times));
-        request = Some(req);
     }
-    let request = request.expect("there are builds");
     runs.push((
         "native".to_owned(),
         time_each(|| native_parse(black_box(&request)).event.is_some()),
@@ -128,7 +134,9 @@ fn time_each(mut call: impl FnMut() -> bool) -> Vec<Duration> {
 /// The invocation up to each stage, dropping the store each time: a stage costs the difference
 /// to the one before it (creating and dropping an empty store is the first).
 fn stages(c: &mut Criterion) {
-    let (parser, request, settings) = generic_json(telehook_test_artifacts::GENERIC_JSON);
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
+    let parser = generic_json(telehook_test_artifacts::GENERIC_JSON, &request);
     let mut group = c.benchmark_group("generic-json up to");
     for stage in [
         Stage::Store,
