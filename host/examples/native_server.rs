@@ -28,6 +28,10 @@ use telehook::service::registry::{self, Registry};
 #[path = "../benches/native/mod.rs"]
 mod native;
 
+/// The allocator `telehook serve` uses, so that the two servers differ only in the sandbox.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
