@@ -638,6 +638,49 @@ fn a_component_that_compiles_too_long_is_stopped_and_refused() {
     assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
 }
 
+/// The compiler process's memory is capped: a component whose compilation needs more is refused
+/// as soon as the compiler hits the cap, saying so, and a parser compiles and works under the
+/// same cap.
+#[test]
+fn a_component_that_needs_too_much_memory_to_compile_is_refused() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &["--compile-memory-mib", "160"]);
+    server.tenant("acme");
+    server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
+    let upload = |bytes: Vec<u8>| {
+        server.send(
+            "POST",
+            "/admin/tenants/acme/integrations/pbx/versions",
+            Some(&server.admin_token),
+            &[],
+            bytes,
+        )
+    };
+    let started = std::time::Instant::now();
+    let bomb = upload(telehook_generated_components::slow_to_compile(1 << 20));
+    let waited = started.elapsed();
+    assert_eq!(bomb.status, 422, "{}", bomb.body);
+    assert!(
+        bomb.body
+            .contains("needed more than the limit of 160 MiB of memory"),
+        "{}",
+        bomb.body
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "answered after {waited:?}: the cap, not the deadline, stopped it"
+    );
+
+    let good = upload(std::fs::read(GENERIC_JSON).expect("built"));
+    assert_eq!(good.status, 201, "{}", good.body);
+    let versions = server.admin(
+        "GET",
+        "/tenants/acme/integrations/pbx/versions",
+        Value::Null,
+    );
+    assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
+}
+
 #[test]
 fn a_version_swap_under_load_loses_no_request() {
     let dir = data_dir();

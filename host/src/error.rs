@@ -66,8 +66,18 @@ pub enum LoadError {
         /// The time allowed.
         limit: std::time::Duration,
     },
-    /// The compiler process failed without saying why the component is invalid (it crashed,
-    /// ran out of memory, or could not be started).
+    /// Compiling needed more memory than the host allows; the compiler was stopped.
+    #[error(
+        "compiling the component needed more than the limit of {} MiB of memory and was \
+         stopped; a parser that large or that complex is refused",
+        limit_bytes >> 20
+    )]
+    CompileMemory {
+        /// The compiler process's memory limit, in bytes.
+        limit_bytes: u64,
+    },
+    /// The compiler process failed without saying why the component is invalid (it crashed
+    /// or could not be started).
     #[error("the compiler failed: {0}")]
     Compiler(String),
 }

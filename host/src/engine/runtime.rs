@@ -50,6 +50,20 @@ impl Runtime {
         })
     }
 
+    /// An engine that only compiles (for [`Runtime::precompile`]): the same code generation as
+    /// [`Runtime::new`], so its artifacts load there, but no instance pool and no deadline
+    /// clock. The pool maps its stacks (2 GiB with the default limits) as writable memory up
+    /// front, more than the memory limit the server gives its compiler process.
+    pub fn compiler(limits: Limits) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&code_config(&limits))?;
+        let linker = sandbox::linker(&engine)?;
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+        })
+    }
+
     /// The limits every invocation runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -122,16 +136,23 @@ fn engine_config(limits: &Limits) -> Config {
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .pagemap_scan(Enabled::Auto);
 
-    let mut config = Config::new();
+    let mut config = code_config(limits);
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true);
+    config
+}
+
+/// What the compiled code depends on; an artifact loads only into an engine configured alike.
+fn code_config(limits: &Limits) -> Config {
+    let mut config = Config::new();
+    config
         // Deadlines by epoch: a counter check at loop heads and calls, far cheaper than fuel.
         .epoch_interruption(true)
         .max_wasm_stack(limits.wasm_stack_bytes)
         // Compile on the calling thread: the service compiles uploads in its low-priority
         // background lane, and compiler threads of their own would escape it.
         .parallel_compilation(false)
-        .memory_init_cow(true)
         .wasm_component_model(true);
     config
 }

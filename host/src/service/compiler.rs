@@ -1,10 +1,12 @@
 //! Where uploaded components are compiled, and for how long.
 //!
-//! Cranelift cannot be interrupted, and a hostile component can keep it busy for minutes. The
-//! server therefore compiles each upload in a child process (`telehook compile --background`,
-//! at the lowest CPU priority) and kills it when [`Compiler::Subprocess`]'s deadline passes: the
-//! upload is refused with [`LoadError::CompileTimeout`], and the next upload can start. The
-//! artifact the child writes is checked against the contract like any other, in this process.
+//! Cranelift cannot be interrupted, and a hostile component can keep it busy for minutes or
+//! make it allocate gigabytes. The server therefore compiles each upload in a child process
+//! (`telehook compile --background`, at the lowest CPU priority) whose memory is capped from
+//! its first instruction, and kills it when [`Compiler::Subprocess`]'s deadline passes: the
+//! upload is refused with [`LoadError::CompileTimeout`] or [`LoadError::CompileMemory`], and the
+//! next upload can start. The artifact the child writes is checked against the contract like
+//! any other, in this process.
 //!
 //! A host embedded as a library may not have the `telehook` binary at hand; it compiles in
 //! process ([`Compiler::InProcess`]), in the background lane, without a deadline.
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use rustix::process::{Resource, Rlimit, setrlimit};
 
 use crate::error::LoadError;
 
@@ -35,18 +39,23 @@ pub enum Compiler {
         program: PathBuf,
         /// How long one compilation may take.
         timeout: Duration,
+        /// The writable memory the compiler process may map, in bytes (`RLIMIT_DATA`: what
+        /// its allocator reserves counts, its code does not).
+        memory_limit: u64,
     },
 }
 
 /// Runs `program compile` on `component` in `scratch`; returns the artifact it wrote.
 ///
 /// # Errors
-/// [`LoadError::CompileTimeout`] past `timeout` (the child is killed), [`LoadError::Invalid`]
-/// when the child says the bytes are not a valid component, [`LoadError::Compiler`] when the
-/// child could not run or failed otherwise.
+/// [`LoadError::CompileTimeout`] past `timeout` (the child is killed),
+/// [`LoadError::CompileMemory`] when the child ran out of its `memory_limit`,
+/// [`LoadError::Invalid`] when the child says the bytes are not a valid component,
+/// [`LoadError::Compiler`] when the child could not run or failed otherwise.
 pub(crate) async fn in_child(
     program: &Path,
     timeout: Duration,
+    memory_limit: u64,
     component: &[u8],
     scratch: &Path,
 ) -> Result<Vec<u8>, LoadError> {
@@ -65,7 +74,8 @@ pub(crate) async fn in_child(
     tokio::fs::write(input, component)
         .await
         .map_err(|err| io_error("cannot hand the component to the compiler", err))?;
-    let child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .arg("compile")
         .arg(input)
         .arg("--output")
@@ -75,7 +85,20 @@ pub(crate) async fn in_child(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         // Dropping the wait below, when the deadline passes, kills the compiler.
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    let limit = Rlimit {
+        current: Some(memory_limit),
+        maximum: Some(memory_limit),
+    };
+    // The limit is set between fork and exec, before the compiler's allocator reserves
+    // anything: set later, a reservation already made would count against it or escape it.
+    // SAFETY: the closure runs in the forked child, where only async-signal-safe work is
+    // allowed; it makes one `prlimit64` system call and neither allocates nor takes locks.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || Ok(setrlimit(Resource::Data, limit)?));
+    }
+    let child = command
         .spawn()
         .map_err(|err| io_error("cannot start the compiler", err))?;
     let finished = tokio::time::timeout(timeout, child.wait_with_output())
@@ -91,6 +114,15 @@ pub(crate) async fn in_child(
             .await
             .map_err(|err| io_error("cannot read the compiled artifact", err)),
         Some(code) if code == i32::from(INVALID_COMPONENT_EXIT) => Err(LoadError::Invalid(stderr)),
+        // Rust's words when an allocation fails (before it aborts the process), and the
+        // operating system's when a mapping does.
+        _ if stderr.contains("memory allocation of")
+            || stderr.contains("Cannot allocate memory") =>
+        {
+            Err(LoadError::CompileMemory {
+                limit_bytes: memory_limit,
+            })
+        }
         _ => Err(LoadError::Compiler(format!(
             "{}: {stderr}",
             finished.status

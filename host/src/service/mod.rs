@@ -341,7 +341,11 @@ impl Service {
                 })
                 .await
             }
-            Compiler::Subprocess { program, timeout } => {
+            Compiler::Subprocess {
+                program,
+                timeout,
+                memory_limit,
+            } => {
                 let (checked, bytes) = {
                     let service = Arc::clone(self);
                     lanes::in_background(move || (service.runtime.validate(&bytes), bytes))
@@ -349,7 +353,9 @@ impl Service {
                         .map_err(|err| ServiceError::Storage(err.to_string()))?
                 };
                 checked?;
-                let artifact = compiler::in_child(program, *timeout, &bytes, &self.scratch).await?;
+                let artifact =
+                    compiler::in_child(program, *timeout, *memory_limit, &bytes, &self.scratch)
+                        .await?;
                 lanes::in_background(move || {
                     // SAFETY: `telehook compile` (`Runtime::precompile`) wrote the artifact into
                     // this host's own data directory a moment ago.

@@ -14,7 +14,8 @@ const LOCALS: u32 = 4_000;
 /// A component whose only core module holds one function: `bytes` bytes of straight-line
 /// arithmetic over thousands of live locals (plus about 70 KB to set them up and sum them).
 /// Valid WebAssembly that cranelift needs minutes per megabyte to compile (1 MiB: 99 s on this
-/// project's machine), and no parser (it exports nothing).
+/// project's machine) and hundreds of megabytes of memory for (1 MiB: more than 256 MiB), and no
+/// parser (it exports nothing).
 pub fn slow_to_compile(bytes: usize) -> Vec<u8> {
     let mut types = TypeSection::new();
     types.ty().function([], []);

@@ -18,6 +18,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
 /// How long compiling one upload may take: the examples take about a tenth of a second here,
 /// a large parser a few seconds; minutes mean a component built to exhaust the compiler.
 pub const DEFAULT_COMPILE_TIMEOUT_MS: u64 = 60_000;
+/// The writable memory the compiler process may map: the examples compile within 64 MiB, a
+/// component built to exhaust the compiler needs more than 256 MiB per megabyte of code.
+pub const DEFAULT_COMPILE_MEMORY_MIB: u64 = 2048;
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "telehook-data";
 
@@ -77,6 +80,9 @@ pub struct ServeArgs {
     /// The time compiling one uploaded component may take, in milliseconds [default: 60000].
     #[arg(long, env = "TELEHOOK_COMPILE_TIMEOUT_MS")]
     pub compile_timeout_ms: Option<u64>,
+    /// The memory compiling one uploaded component may use, in MiB [default: 2048].
+    #[arg(long, env = "TELEHOOK_COMPILE_MEMORY_MIB")]
+    pub compile_memory_mib: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -99,6 +105,7 @@ struct FileConfig {
     fsync_events: Option<bool>,
     max_loaded_parsers: Option<usize>,
     compile_timeout_ms: Option<u64>,
+    compile_memory_mib: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -114,6 +121,8 @@ pub struct ServeConfig {
     pub fsync_events: bool,
     pub max_loaded_parsers: usize,
     pub compile_timeout: Duration,
+    /// In bytes.
+    pub compile_memory_limit: u64,
 }
 
 impl ServeConfig {
@@ -184,6 +193,11 @@ impl ServeConfig {
                     .or(file.compile_timeout_ms)
                     .unwrap_or(DEFAULT_COMPILE_TIMEOUT_MS),
             ),
+            compile_memory_limit: args
+                .compile_memory_mib
+                .or(file.compile_memory_mib)
+                .unwrap_or(DEFAULT_COMPILE_MEMORY_MIB)
+                << 20,
         })
     }
 }

@@ -50,7 +50,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve webhooks and the admin API.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Check that a component implements the parser contract and imports nothing forbidden.
     Check {
         /// The parser component (.wasm).
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve(args) => {
-            let config = config::ServeConfig::resolve(args)?;
+            let config = config::ServeConfig::resolve(*args)?;
             tokio::runtime::Runtime::new()?.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -156,8 +156,9 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             let bytes = std::fs::read(&component)
                 .with_context(|| format!("cannot read {}", component.display()))?;
-            // The server checked the size against its own limit before asking.
-            let runtime = Runtime::new(Limits {
+            // The server checked the size against its own limit before asking. No instance pool:
+            // its stacks alone map 2 GiB, beyond the memory limit the server sets for this child.
+            let runtime = Runtime::compiler(Limits {
                 component_bytes: usize::MAX,
                 ..Limits::default()
             })?;
@@ -217,6 +218,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         compiler: Compiler::Subprocess {
             program: std::env::current_exe().context("cannot find the telehook binary")?,
             timeout: config.compile_timeout,
+            memory_limit: config.compile_memory_limit,
         },
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
