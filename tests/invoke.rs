@@ -82,6 +82,23 @@ fn panic_is_a_trap_carrying_the_panic_message() {
     }
 }
 
+/// A parser that filled its log before panicking still reports the panic: the message is the
+/// last line it sent, past the limit.
+#[test]
+fn a_panic_after_a_full_log_still_carries_its_message() {
+    let invocation = invoke("log-then-panic");
+    let err = invocation.result.unwrap_err();
+    let InvokeError::Trap { message } = &err else {
+        panic!("expected a trap, got {err:?}");
+    };
+    assert!(
+        message.ends_with("hostile parser panicked after filling its log"),
+        "{message}"
+    );
+    assert_eq!(invocation.log.lines.len(), 64);
+    assert!(invocation.log.dropped > 0);
+}
+
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
     let err = hostile_default_deadline()

@@ -169,15 +169,8 @@ impl Parser {
 /// A Rust parser's panic message: printed to stderr when it was built for `wasm32-wasip2`,
 /// logged by the SDK when it was built for `wasm32-unknown-unknown`, which has no stderr.
 fn reported_panic(sandbox: &Sandbox) -> Option<String> {
-    panic_message(&sandbox.stderr_text()).or_else(|| {
-        sandbox
-            .log
-            .lines
-            .iter()
-            .rev()
-            .filter(|line| line.level == LogLevel::Error)
-            .find_map(|line| panic_message(&line.message))
-    })
+    panic_message(&sandbox.stderr_text())
+        .or_else(|| sandbox.log.errors_last_first().find_map(panic_message))
 }
 
 /// Rust's panic hook prints `thread '...' panicked at FILE:LINE:COL:` and the message on the

@@ -49,6 +49,10 @@ pub struct InvocationLog {
     pub lines: Vec<LogLine>,
     /// Lines dropped because the per-invocation limit was reached.
     pub dropped: usize,
+    /// The last error line dropped: a panic's message comes last, after whatever filled the
+    /// log, and is what the invocation's error must still report.
+    #[serde(skip)]
+    last_dropped_error: Option<String>,
     #[serde(skip)]
     max_lines: usize,
     #[serde(skip)]
@@ -60,6 +64,7 @@ impl InvocationLog {
         Self {
             lines: Vec::new(),
             dropped: 0,
+            last_dropped_error: None,
             max_lines,
             max_line_bytes,
         }
@@ -69,8 +74,24 @@ impl InvocationLog {
     pub(crate) fn push(&mut self, level: LogLevel, message: &str) {
         if self.lines.len() >= self.max_lines {
             self.dropped += 1;
+            if level == LogLevel::Error {
+                self.last_dropped_error = Some(self.cut(message));
+            }
             return;
         }
+        let message = self.cut(message);
+        self.lines.push(LogLine { level, message });
+    }
+
+    /// The error lines, last first, including the last one dropped.
+    pub(crate) fn errors_last_first(&self) -> impl Iterator<Item = &str> {
+        let kept = self.lines.iter().rev();
+        let kept = kept.filter(|line| line.level == LogLevel::Error);
+        let kept = kept.map(|line| line.message.as_str());
+        self.last_dropped_error.as_deref().into_iter().chain(kept)
+    }
+
+    fn cut(&self, message: &str) -> String {
         let mut end = message.len().min(self.max_line_bytes);
         while !message.is_char_boundary(end) {
             end -= 1;
@@ -79,10 +100,7 @@ impl InvocationLog {
         if end < message.len() {
             kept.push('…');
         }
-        self.lines.push(LogLine {
-            level,
-            message: kept,
-        });
+        kept
     }
 
     /// Keeps captured stdout or stderr, one log line per printed line.
@@ -106,5 +124,18 @@ mod tests {
         assert_eq!(log.lines[0].message, "shor…");
         assert_eq!(log.lines[1].message, "éé…");
         assert_eq!(log.dropped, 1);
+    }
+
+    #[test]
+    fn the_last_error_dropped_is_still_found() {
+        let mut log = InvocationLog::new(2, 64);
+        log.push(LogLevel::Error, "kept");
+        log.push(LogLevel::Info, "kept too");
+        log.push(LogLevel::Error, "first dropped");
+        log.push(LogLevel::Error, "last dropped");
+        log.push(LogLevel::Info, "dropped, not an error");
+        let errors: Vec<_> = log.errors_last_first().collect();
+        assert_eq!(errors, ["last dropped", "kept"]);
+        assert_eq!(log.dropped, 3);
     }
 }

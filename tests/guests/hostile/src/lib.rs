@@ -29,10 +29,12 @@ impl Parser for Hostile {
                 Response::new(200).with_body(vec![b'x'; 1 << 20]),
             )),
             "log" => {
-                for line in 0..1000 {
-                    log::info(&format!("line {line}"));
-                }
+                log_lines(1000);
                 Ok(ParseResult::empty())
+            }
+            "log-then-panic" => {
+                log_lines(1000);
+                panic!("hostile parser panicked after filling its log")
             }
             "print" => {
                 println!("to stdout");
@@ -87,6 +89,12 @@ fn smash_stack(depth: u16) -> u16 {
 }
 
 /// Breaks one rule of every kind the validator knows.
+fn log_lines(count: u32) {
+    for line in 0..count {
+        log::info(&format!("line {line}"));
+    }
+}
+
 fn invalid() -> ParseResult {
     let mut event = TelephonyEvent::new(EventType::NotifyStart, Direction::Out, "", "101");
     event.src_phone_ext = Some("102".into());
