@@ -7,7 +7,7 @@ use wasmtime::component::{Instance, TypedFunc};
 use wasmtime::{Store, Trap};
 
 use crate::engine::contract::{self, telehook::parser::types as wit};
-use crate::engine::log::{InvocationLog, LogLevel};
+use crate::engine::log::InvocationLog;
 use crate::engine::parser::Parser;
 use crate::engine::sandbox::{Sandbox, Settings};
 use crate::error::InvokeError;
