@@ -122,6 +122,13 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
             "--bench",
             "invoke",
         ]))?;
+        for fsync in [&[][..], &["--no-fsync"]] {
+            run(Command::new(cargo())
+                .current_dir(root)
+                .args(["run", "--quiet", "--release", "--package", "telehook"])
+                .args(["--example", "event_log_load", "--"])
+                .args(fsync))?;
+        }
     }
     run(Command::new(cargo()).current_dir(root).args([
         "build",
