@@ -130,22 +130,29 @@ impl Server {
         reply.json()["token"].as_str().expect("a token").to_owned()
     }
 
+    /// Uploads `bytes` as a new version of an integration.
+    fn upload(&self, tenant: &str, integration: &str, bytes: Vec<u8>) -> Reply {
+        let path = format!("/admin/tenants/{tenant}/integrations/{integration}/versions");
+        self.send("POST", &path, Some(&self.admin_token), &[], bytes)
+    }
+
+    /// An integration's versions, as the admin API lists them.
+    fn versions(&self, tenant: &str, integration: &str) -> Vec<Value> {
+        let path = format!("/tenants/{tenant}/integrations/{integration}/versions");
+        let listed = self.admin("GET", &path, Value::Null);
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        listed.json().as_array().cloned().unwrap_or_default()
+    }
+
     /// Creates an integration running `wasm`, with `settings`, and returns the path of its
     /// webhook URL, which stays valid when the server restarts on another port.
     fn integration(&self, tenant: &str, id: &str, wasm: &str, settings: Value) -> String {
         let base = format!("/tenants/{tenant}/integrations");
         let created = self.admin("POST", &base, json!({ "id": id }));
         assert_eq!(created.status, 201, "{}", created.body);
-        let base = format!("{base}/{id}");
-        let bytes = std::fs::read(wasm).expect("built");
-        let uploaded = self.send(
-            "POST",
-            &format!("/admin{base}/versions"),
-            Some(&self.admin_token),
-            &[],
-            bytes,
-        );
+        let uploaded = self.upload(tenant, id, std::fs::read(wasm).expect("built"));
         assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+        let base = format!("{base}/{id}");
         let set = self.admin("PATCH", &format!("{base}/settings"), settings);
         assert_eq!(set.status, 200, "{}", set.body);
         let activated = self.admin("POST", &format!("{base}/versions/1/activate"), Value::Null);
@@ -341,13 +348,7 @@ fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
 
     // A candidate version is stored and can be tried without being activated.
     let generic_json = std::fs::read(GENERIC_JSON).expect("built");
-    let uploaded = server.send(
-        "POST",
-        &format!("/admin{base}/versions"),
-        Some(&server.admin_token),
-        &[],
-        generic_json.clone(),
-    );
+    let uploaded = server.upload("acme", "pbx", generic_json.clone());
     assert_eq!(uploaded.status, 201, "{}", uploaded.body);
     let uploaded = uploaded.json();
     assert_eq!(uploaded["version"], 2);
@@ -565,27 +566,15 @@ fn bad_admin_input_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(duplicate.status, 409);
 
     server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
-    let core_module = server.send(
-        "POST",
-        "/admin/tenants/acme/integrations/pbx/versions",
-        Some(&server.admin_token),
-        &[],
-        b"\0asm\x01\0\0\0".to_vec(),
-    );
+    let core_module = server.upload("acme", "pbx", b"\0asm\x01\0\0\0".to_vec());
     assert_eq!(core_module.status, 422);
     assert!(
         core_module.body.contains("core WebAssembly module"),
         "{}",
         core_module.body
     );
-    let versions = server.admin(
-        "GET",
-        "/tenants/acme/integrations/pbx/versions",
-        Value::Null,
-    );
-    assert_eq!(
-        versions.json(),
-        json!([]),
+    assert!(
+        server.versions("acme", "pbx").is_empty(),
         "a refused upload registers nothing"
     );
     let tenants = server.admin("GET", "/tenants", Value::Null);
@@ -601,15 +590,7 @@ fn a_component_that_compiles_too_long_is_stopped_and_refused() {
     let server = Server::start_with(dir.path(), &["--compile-timeout-ms", "1000"]);
     server.tenant("acme");
     server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
-    let upload = |bytes: Vec<u8>| {
-        server.send(
-            "POST",
-            "/admin/tenants/acme/integrations/pbx/versions",
-            Some(&server.admin_token),
-            &[],
-            bytes,
-        )
-    };
+    let upload = |bytes| server.upload("acme", "pbx", bytes);
     let started = std::time::Instant::now();
     let bomb = upload(telehook_generated_components::slow_to_compile(256 << 10));
     let waited = started.elapsed();
@@ -630,12 +611,7 @@ fn a_component_that_compiles_too_long_is_stopped_and_refused() {
 
     let good = upload(std::fs::read(GENERIC_JSON).expect("built"));
     assert_eq!(good.status, 201, "{}", good.body);
-    let versions = server.admin(
-        "GET",
-        "/tenants/acme/integrations/pbx/versions",
-        Value::Null,
-    );
-    assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(server.versions("acme", "pbx").len(), 1);
 }
 
 /// The compiler process's memory is capped: a component whose compilation needs more is refused
@@ -647,15 +623,7 @@ fn a_component_that_needs_too_much_memory_to_compile_is_refused() {
     let server = Server::start_with(dir.path(), &["--compile-memory-mib", "160"]);
     server.tenant("acme");
     server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
-    let upload = |bytes: Vec<u8>| {
-        server.send(
-            "POST",
-            "/admin/tenants/acme/integrations/pbx/versions",
-            Some(&server.admin_token),
-            &[],
-            bytes,
-        )
-    };
+    let upload = |bytes| server.upload("acme", "pbx", bytes);
     let started = std::time::Instant::now();
     let bomb = upload(telehook_generated_components::slow_to_compile(1 << 20));
     let waited = started.elapsed();
@@ -673,12 +641,7 @@ fn a_component_that_needs_too_much_memory_to_compile_is_refused() {
 
     let good = upload(std::fs::read(GENERIC_JSON).expect("built"));
     assert_eq!(good.status, 201, "{}", good.body);
-    let versions = server.admin(
-        "GET",
-        "/tenants/acme/integrations/pbx/versions",
-        Value::Null,
-    );
-    assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(server.versions("acme", "pbx").len(), 1);
 }
 
 #[test]
@@ -687,15 +650,7 @@ fn a_version_swap_under_load_loses_no_request() {
     let server = Arc::new(Server::start(dir.path()));
     server.tenant("acme");
     let hook = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
-    let base = "/admin/tenants/acme/integrations/pbx";
-    let bytes = std::fs::read(GENERIC_JSON).expect("built");
-    let v2 = server.send(
-        "POST",
-        &format!("{base}/versions"),
-        Some(&server.admin_token),
-        &[],
-        bytes,
-    );
+    let v2 = server.upload("acme", "pbx", std::fs::read(GENERIC_JSON).expect("built"));
     assert_eq!(v2.json()["version"], 2);
 
     let senders: Vec<_> = (0..4)
