@@ -115,6 +115,44 @@ fn infinite_loop_is_stopped_at_the_deadline() {
     );
 }
 
+/// The compiling runtime (no instance pool) still enforces the deadline and the memory limit
+/// on what it loads, and its artifact loads into the pooled runtime.
+#[test]
+fn a_compiling_runtime_still_enforces_the_limits() {
+    let bytes = std::fs::read(HOSTILE).expect("the hostile guest was built");
+    let compiler = Runtime::compiler(Limits::default()).expect("the limits are valid");
+    let parser = Arc::new(
+        compiler
+            .load(&bytes)
+            .expect("the hostile guest fits the contract"),
+    );
+    for (body, limited) in [("loop", "timeout"), ("alloc", "memory_limit")] {
+        // On a thread of its own, so that a limit not enforced fails the test instead of
+        // hanging it.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let running = Arc::clone(&parser);
+        std::thread::spawn(move || {
+            let invocation = running.invoke(&command(body), Arc::new(Settings::new()));
+            let _ = sender.send(invocation.result);
+        });
+        let result = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("`{body}` was not stopped"));
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), limited, "{body}: {err:?}");
+    }
+    let artifact = compiler.precompile(&bytes).expect("compiles");
+    let pooled = Runtime::new(generous()).expect("the limits are valid");
+    // SAFETY: the artifact was made by `precompile` above and never left this test.
+    #[allow(unsafe_code)]
+    let loaded = unsafe { pooled.load_precompiled(&artifact) }.expect("the engines agree");
+    let err = loaded
+        .invoke(&command("panic"), Arc::new(Settings::new()))
+        .result
+        .unwrap_err();
+    assert!(matches!(err, InvokeError::Trap { .. }), "{err:?}");
+}
+
 #[test]
 fn loops_that_only_call_the_host_or_churn_memory_are_stopped_at_the_deadline() {
     for body in ["host-loop", "churn"] {

@@ -50,13 +50,16 @@ impl Runtime {
         })
     }
 
-    /// An engine that only compiles (for [`Runtime::precompile`]): the same code generation as
-    /// [`Runtime::new`], so its artifacts load there, but no instance pool and no deadline
-    /// clock. The pool maps its stacks (2 GiB with the default limits) as writable memory up
-    /// front, more than the memory limit the server gives its compiler process.
+    /// An engine for compiling (for [`Runtime::precompile`]): the same code generation as
+    /// [`Runtime::new`], so its artifacts load there, but instances made on demand instead of
+    /// from a pool. The pool maps its stacks (2 GiB with the default limits) as writable memory
+    /// up front, more than the memory limit the server gives its compiler process. Parsers
+    /// loaded here still run under their deadline and their memory, table and stack limits;
+    /// only the pool's cap on concurrent instances is missing.
     pub fn compiler(limits: Limits) -> Result<Self, RuntimeError> {
         let engine = Engine::new(&code_config(&limits))?;
         let linker = sandbox::linker(&engine)?;
+        start_epoch_clock(&engine)?;
         Ok(Self {
             engine,
             linker,
