@@ -40,14 +40,7 @@ pub struct Runtime {
 impl Runtime {
     /// Sets up the engine for these limits and starts its deadline clock.
     pub fn new(limits: Limits) -> Result<Self, RuntimeError> {
-        let engine = Engine::new(&engine_config(&limits))?;
-        let linker = sandbox::linker(&engine)?;
-        start_epoch_clock(&engine)?;
-        Ok(Self {
-            engine,
-            linker,
-            limits,
-        })
+        Self::with_config(&engine_config(&limits), limits)
     }
 
     /// An engine for compiling (for [`Runtime::precompile`]): the same code generation as
@@ -57,7 +50,12 @@ impl Runtime {
     /// loaded here still run under their deadline and their memory, table and stack limits;
     /// only the pool's cap on concurrent instances is missing.
     pub fn compiler(limits: Limits) -> Result<Self, RuntimeError> {
-        let engine = Engine::new(&code_config(&limits))?;
+        Self::with_config(&code_config(&limits), limits)
+    }
+
+    /// The engine `config` makes, the parser linker and the deadline clock.
+    fn with_config(config: &Config, limits: Limits) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(config)?;
         let linker = sandbox::linker(&engine)?;
         start_epoch_clock(&engine)?;
         Ok(Self {
