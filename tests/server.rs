@@ -419,16 +419,16 @@ fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
 
     let metrics = server.send("GET", "/metrics", None, &[], Vec::new());
     assert!(
-        metrics
-            .body
-            .contains(r#"telehook_webhook_requests_total{integration="pbx",outcome="ok"} 3"#),
+        metrics.body.contains(
+            r#"telehook_webhook_requests_total{tenant="acme",integration="pbx",outcome="ok"} 3"#
+        ),
         "{}",
         metrics.body
     );
     assert!(
-        metrics
-            .body
-            .contains("telehook_parser_duration_seconds_count{integration=\"pbx\"} 3")
+        metrics.body.contains(
+            r#"telehook_parser_duration_seconds_count{tenant="acme",integration="pbx"} 3"#
+        )
     );
 
     // Everything is still there after a crash.
@@ -507,6 +507,76 @@ fn a_tenant_token_cannot_see_or_touch_another_tenant() {
         br#"{"srcPhone":"1","dstPhone":"2"}"#.to_vec(),
     );
     assert_eq!(still_there.status, 200);
+}
+
+/// Integration ids are each tenant's own: two tenants both call theirs `pbx` and each gets its
+/// own URL, parser, settings and event log. A webhook URL of the form handed out before ids
+/// were per tenant, without the tenant, reaches the integration whose token it carries.
+#[test]
+fn two_tenants_may_give_their_integrations_the_same_id() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    server.tenant("rival");
+    let acme = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let rival = server.integration("rival", "pbx", GRAVITEL, settings("gravitel"));
+    assert_eq!(acme.split('/').nth(2), Some("acme"), "{acme}");
+    assert_eq!(rival.split('/').nth(2), Some("rival"), "{rival}");
+    let again = server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
+    assert_eq!(again.status, 409, "{}", again.body);
+
+    let json_call = br#"{"srcPhone":"+79161234567","dstPhone":"101"}"#.to_vec();
+    let (form_call, expected) = sample("gravitel", "event-incoming");
+    assert_eq!(
+        server
+            .send("POST", &acme, None, &[], json_call.clone())
+            .status,
+        200
+    );
+    assert_eq!(send_request_file(&server, &rival, &form_call).status, 200);
+    let acme_events = server.events("acme", "pbx");
+    let rival_events = server.events("rival", "pbx");
+    assert_eq!(acme_events.len(), 1);
+    assert_eq!(acme_events[0]["event"]["src_phone"], "+79161234567");
+    assert_eq!(rival_events.len(), 1);
+    assert_eq!(rival_events[0]["event"], expected["event"]);
+
+    let token = |url: &str| url.rsplit('/').next().expect("a token").to_owned();
+    let crossed = format!("/hooks/rival/pbx/{}", token(&acme));
+    assert_eq!(
+        server
+            .send("POST", &crossed, None, &[], json_call.clone())
+            .status,
+        404
+    );
+    let without_tenant = format!("/hooks/pbx/{}", token(&acme));
+    assert_eq!(
+        server
+            .send("POST", &without_tenant, None, &[], json_call.clone())
+            .status,
+        200
+    );
+    let without_tenant = format!("/hooks/pbx/{}", token(&rival));
+    assert_eq!(
+        send_request_file(&server, &without_tenant, &form_call).status,
+        200
+    );
+    assert_eq!(
+        server
+            .send("POST", "/hooks/pbx/not-a-token", None, &[], json_call)
+            .status,
+        404
+    );
+    assert_eq!(server.events("acme", "pbx").len(), 2);
+    assert_eq!(server.events("rival", "pbx").len(), 2);
+
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    for tenant in ["acme", "rival"] {
+        let ok = format!(
+            r#"telehook_webhook_requests_total{{tenant="{tenant}",integration="pbx",outcome="ok"}} 2"#
+        );
+        assert!(metrics.contains(&ok), "{metrics}");
+    }
 }
 
 #[test]
@@ -939,7 +1009,7 @@ fn a_parser_that_keeps_failing_is_suspended_until_an_admin_resets_it() {
     }));
     let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
     assert!(
-        metrics.contains(r#"telehook_breaker_open{integration="flaky"} 1"#),
+        metrics.contains(r#"telehook_breaker_open{tenant="acme",integration="flaky"} 1"#),
         "{metrics}"
     );
 
@@ -959,7 +1029,7 @@ fn a_parser_that_keeps_failing_is_suspended_until_an_admin_resets_it() {
     assert_eq!(resumed.status, 200, "{}", resumed.body);
     let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
     assert!(
-        metrics.contains(r#"telehook_breaker_open{integration="flaky"} 0"#),
+        metrics.contains(r#"telehook_breaker_open{tenant="acme",integration="flaky"} 0"#),
         "{metrics}"
     );
 }

@@ -307,7 +307,7 @@ async fn show_integration(State(state): State<AppState>, Owned(integration): Own
 }
 
 async fn delete_integration(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    state.service.delete_integration(&integration.id)?;
+    state.service.delete_integration(&integration.key())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -321,7 +321,7 @@ async fn upload_version(
     let bytes = read(&headers, body, limit, state.limits.body_timeout).await?;
     let version = state
         .service
-        .upload_version(&integration.id, bytes.to_vec())
+        .upload_version(&integration.key(), bytes.to_vec())
         .await?;
     created(json!({
         "version": version.version,
@@ -336,7 +336,7 @@ async fn list_versions(State(state): State<AppState>, Owned(integration): Owned)
     let versions = state
         .service
         .registry()
-        .versions(&integration.id)
+        .versions(&integration.key())
         .map_err(ServiceError::from)?;
     ok(Value::Array(
         versions
@@ -360,12 +360,12 @@ async fn activate(
     Owned(integration): Owned,
     Path((_, _, version)): Path<(String, String, u32)>,
 ) -> ApiResult {
-    state.service.activate(&integration.id, version).await?;
+    state.service.activate(&integration.key(), version).await?;
     ok(json!({ "active_version": version }))
 }
 
 async fn rollback(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    let version = state.service.rollback(&integration.id).await?;
+    let version = state.service.rollback(&integration.key()).await?;
     ok(json!({ "active_version": version }))
 }
 
@@ -383,8 +383,11 @@ async fn test_version(
         .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
     let request = WebhookRequest::from_json(&text)
         .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.to_string()))?;
-    let parser = state.service.load_version(&integration.id, version).await?;
-    let settings = std::sync::Arc::new(state.service.settings(&integration.id)?);
+    let parser = state
+        .service
+        .load_version(&integration.key(), version)
+        .await?;
+    let settings = std::sync::Arc::new(state.service.settings(&integration.key())?);
     // A trial is never urgent, and the version on trial may be the one that loops forever.
     let invocation = lanes::in_background(move || parser.invoke(&request, settings))
         .await
@@ -396,7 +399,7 @@ async fn test_version(
 }
 
 async fn show_settings(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    let settings = state.service.settings(&integration.id)?;
+    let settings = state.service.settings(&integration.key())?;
     ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
 }
 
@@ -417,9 +420,9 @@ async fn update_settings(
     let changes: Vec<_> = changes.into_iter().collect();
     state
         .service
-        .update_settings(&integration.id, &changes)
+        .update_settings(&integration.key(), &changes)
         .await?;
-    let settings = state.service.settings(&integration.id)?;
+    let settings = state.service.settings(&integration.key())?;
     ok(json!({ "keys": settings.keys().collect::<Vec<_>>() }))
 }
 
@@ -427,7 +430,7 @@ async fn show_bindings(State(state): State<AppState>, Owned(integration): Owned)
     let bindings = state
         .service
         .registry()
-        .bindings(&integration.id)
+        .bindings(&integration.key())
         .map_err(ServiceError::from)?;
     ok(json!(bindings))
 }
@@ -457,13 +460,13 @@ async fn replace_bindings(
     state
         .service
         .registry()
-        .replace_bindings(&integration.id, &bindings)
+        .replace_bindings(&integration.key(), &bindings)
         .map_err(ServiceError::from)?;
     ok(json!(bindings))
 }
 
 async fn show_limits(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    let (own, effective) = state.service.integration_limits(&integration.id)?;
+    let (own, effective) = state.service.integration_limits(&integration.key())?;
     ok(json!({ "own": own, "effective": effective }))
 }
 
@@ -477,18 +480,18 @@ async fn replace_limits(
     let own: IntegrationLimits = json_body(&state, &headers, body).await?;
     let effective = state
         .service
-        .set_integration_limits(&integration.id, &own)
+        .set_integration_limits(&integration.key(), &own)
         .await?;
     ok(json!({ "own": own, "effective": effective }))
 }
 
 async fn show_health(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    ok(json!(state.service.health(&integration.id).await?))
+    ok(json!(state.service.health(&integration.key()).await?))
 }
 
 /// Closes the circuit breaker: the admin's word that the parser may be called again.
 async fn reset_health(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    ok(json!(state.service.reset_health(&integration.id).await?))
+    ok(json!(state.service.reset_health(&integration.key()).await?))
 }
 
 async fn show_webhook(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
@@ -517,11 +520,11 @@ async fn list_events(
     let events = state
         .service
         .registry()
-        .events(&integration.id, query.after, limit)
+        .events(&integration.key(), query.after, limit)
         .map_err(ServiceError::from)?;
     ok(json!(events))
 }
 
 async fn list_invocations(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
-    ok(json!(state.service.recent_invocations(&integration.id)))
+    ok(json!(state.service.recent_invocations(&integration.key())))
 }

@@ -1,4 +1,6 @@
-//! `/hooks/{integration}/{token}`: where providers send their webhooks.
+//! `/hooks/{tenant}/{integration}/{token}`: where providers send their webhooks. The URLs
+//! handed out before integration ids were per tenant, `/hooks/{integration}/{token}`, are
+//! still served.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -9,9 +11,27 @@ use super::AppState;
 use super::body::read;
 use crate::outcome::HttpResponse;
 use crate::request::WebhookRequest;
+use crate::service::registry::IntegrationKey;
 
 /// Runs the integration's parser on the request and answers with what it decided.
 pub async fn webhook(
+    State(state): State<AppState>,
+    Path((tenant, integration, token)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let key = IntegrationKey::new(&tenant, &integration);
+    let request = match request(&state, &integration, method, uri, headers, body).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    into_http(state.service.webhook(&key, &token, request).await.response)
+}
+
+/// The same at an old URL, which names no tenant.
+pub async fn webhook_without_tenant(
     State(state): State<AppState>,
     Path((integration, token)): Path<(String, String)>,
     method: Method,
@@ -19,6 +39,26 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let request = match request(&state, &integration, method, uri, headers, body).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let answer = state
+        .service
+        .webhook_without_tenant(&integration, &token, request)
+        .await;
+    into_http(answer.response)
+}
+
+/// The request as the parser sees it, or the refusal of its body.
+async fn request(
+    state: &AppState,
+    integration: &str,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<WebhookRequest, Response> {
     let body = match read(
         &headers,
         body,
@@ -30,7 +70,7 @@ pub async fn webhook(
         Ok(body) => body,
         Err(err) => {
             tracing::info!(integration, "webhook body refused: {}", err.1);
-            return err.into_response();
+            return Err(err.into_response());
         }
     };
     let path_with_query = uri
@@ -42,9 +82,12 @@ pub async fn webhook(
             String::from_utf8_lossy(value.as_bytes()).into_owned(),
         )
     });
-    let request = WebhookRequest::new(method.as_str(), &path_with_query, headers, body.to_vec());
-    let answer = state.service.webhook(&integration, &token, request).await;
-    into_http(answer.response)
+    Ok(WebhookRequest::new(
+        method.as_str(),
+        &path_with_query,
+        headers,
+        body.to_vec(),
+    ))
 }
 
 /// The parser's response as sent: validation already bounded the status, names and values.

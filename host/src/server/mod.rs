@@ -59,7 +59,14 @@ struct AppState {
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .route("/hooks/{integration}/{token}", any(ingress::webhook))
+        .route(
+            "/hooks/{tenant}/{integration}/{token}",
+            any(ingress::webhook),
+        )
+        .route(
+            "/hooks/{integration}/{token}",
+            any(ingress::webhook_without_tenant),
+        )
         .route("/metrics", get(admin::metrics))
         .nest("/admin", admin::routes())
         .with_state(state)

@@ -1,8 +1,9 @@
 //! Prometheus metrics: requests by integration and outcome, parser latency, and which
 //! integrations' circuit breakers are open.
 //!
-//! Integration ids come from URLs anyone can send; only registered ones become label values,
-//! so that a scan of random URLs cannot grow the metrics without bound.
+//! Integrations are labelled by tenant and id, since ids are only unique within a tenant.
+//! Both come from URLs anyone can send; only registered ones become label values, so that a
+//! scan of random URLs cannot grow the metrics without bound.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,15 +12,28 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::registry::IntegrationKey;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
+    tenant: String,
     integration: String,
     outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IntegrationLabels {
+    tenant: String,
     integration: String,
+}
+
+impl From<&IntegrationKey> for IntegrationLabels {
+    fn from(key: &IntegrationKey) -> Self {
+        Self {
+            tenant: key.tenant_id.clone(),
+            integration: key.integration_id.clone(),
+        }
+    }
 }
 
 /// The host's metrics.
@@ -89,31 +103,36 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one webhook request.
-    pub fn request(&self, integration: &str, outcome: &str) {
+    /// Counts one webhook request; `None` for one that named no registered integration, whose
+    /// labels stay empty.
+    pub fn request(&self, integration: Option<&IntegrationKey>, outcome: &str) {
+        let labels = integration.map_or(
+            IntegrationLabels {
+                tenant: String::new(),
+                integration: String::new(),
+            },
+            IntegrationLabels::from,
+        );
         self.requests
             .get_or_create(&OutcomeLabels {
-                integration: integration.to_owned(),
+                tenant: labels.tenant,
+                integration: labels.integration,
                 outcome: outcome.to_owned(),
             })
             .inc();
     }
 
     /// Records how long a parser ran.
-    pub fn parser_duration(&self, integration: &str, seconds: f64) {
+    pub fn parser_duration(&self, integration: &IntegrationKey, seconds: f64) {
         self.latency
-            .get_or_create(&IntegrationLabels {
-                integration: integration.to_owned(),
-            })
+            .get_or_create(&integration.into())
             .observe(seconds);
     }
 
     /// Records whether an integration's circuit breaker is open.
-    pub fn breaker_open(&self, integration: &str, open: bool) {
+    pub fn breaker_open(&self, integration: &IntegrationKey, open: bool) {
         self.breaker_open
-            .get_or_create(&IntegrationLabels {
-                integration: integration.to_owned(),
-            })
+            .get_or_create(&integration.into())
             .set(i64::from(open));
     }
 

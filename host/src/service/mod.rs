@@ -48,7 +48,7 @@ use health::{Breaker, BreakerConfig, HealthReport};
 use lanes::CostMeter;
 use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
-use registry::{Integration, Registry, RegistryError};
+use registry::{Integration, IntegrationKey, Registry, RegistryError};
 
 pub use webhook::Answer;
 
@@ -146,7 +146,6 @@ pub const DEFAULT_MAX_LOADED_PARSERS: usize = 2_000;
 
 /// An integration's webhook endpoint as requests see it.
 pub(crate) struct Route {
-    pub(crate) tenant_id: String,
     pub(crate) webhook_token: String,
     pub(crate) active: Option<Arc<Active>>,
     /// Setting values, to redact from the bodies shown in recent invocations.
@@ -197,8 +196,8 @@ pub struct Service {
     registry: Registry,
     components: ComponentStore,
     events: EventLog,
-    routes: RwLock<HashMap<String, Arc<Route>>>,
-    recent: Mutex<HashMap<String, VecDeque<InvocationSummary>>>,
+    routes: RwLock<HashMap<IntegrationKey, Arc<Route>>>,
+    recent: Mutex<HashMap<IntegrationKey, VecDeque<InvocationSummary>>>,
     metrics: Metrics,
     admin_token: String,
     public_url: String,
@@ -287,12 +286,9 @@ impl Service {
         integration_id: &str,
     ) -> Result<Integration, ServiceError> {
         self.authorize_tenant(principal, tenant_id)?;
-        match self.registry.integration(integration_id)? {
-            Some(integration) if integration.tenant_id == tenant_id => Ok(integration),
-            _ => Err(ServiceError::NotFound(format!(
-                "integration `{integration_id}`"
-            ))),
-        }
+        self.registry
+            .integration(&IntegrationKey::new(tenant_id, integration_id))?
+            .ok_or_else(|| ServiceError::NotFound(format!("integration `{integration_id}`")))
     }
 
     /// Fails unless `principal` may manage `tenant_id`.
@@ -311,15 +307,15 @@ impl Service {
     /// The URL the admin pastes into the provider's console.
     pub fn webhook_url(&self, integration: &Integration) -> String {
         format!(
-            "{}/hooks/{}/{}",
-            self.public_url, integration.id, integration.webhook_token
+            "{}/hooks/{}/{}/{}",
+            self.public_url, integration.tenant_id, integration.id, integration.webhook_token
         )
     }
 
     /// Checks and stores a new parser version; it is not active until activated.
     pub async fn upload_version(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         bytes: Vec<u8>,
     ) -> Result<registry::Version, ServiceError> {
         // Compiling is the heaviest thing a tenant can ask for: one upload at a time, at the
@@ -367,41 +363,36 @@ impl Service {
             }
         };
         let digest = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
-        Ok(self.registry.add_version(integration_id, &digest, size)?)
+        Ok(self.registry.add_version(key, &digest, size)?)
     }
 
     /// Makes `version` the one the next requests run on.
     pub async fn activate(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         version: u32,
     ) -> Result<(), ServiceError> {
-        self.registry.activate(integration_id, version)?;
-        self.refresh_route(integration_id).await
+        self.registry.activate(key, version)?;
+        self.refresh_route(key).await
     }
 
     /// Re-activates the version that was active before the current one.
-    pub async fn rollback(self: &Arc<Self>, integration_id: &str) -> Result<u32, ServiceError> {
-        let target = self
-            .registry
-            .rollback_target(integration_id)?
-            .ok_or_else(|| {
-                ServiceError::BadRequest(
-                    "there is no earlier active version to roll back to".into(),
-                )
-            })?;
-        self.activate(integration_id, target).await?;
+    pub async fn rollback(self: &Arc<Self>, key: &IntegrationKey) -> Result<u32, ServiceError> {
+        let target = self.registry.rollback_target(key)?.ok_or_else(|| {
+            ServiceError::BadRequest("there is no earlier active version to roll back to".into())
+        })?;
+        self.activate(key, target).await?;
         Ok(target)
     }
 
     /// Sets and removes settings; the next requests see the change.
     pub async fn update_settings(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         changes: &[(String, Option<String>)],
     ) -> Result<(), ServiceError> {
-        self.registry.update_settings(integration_id, changes)?;
-        self.refresh_route(integration_id).await
+        self.registry.update_settings(key, changes)?;
+        self.refresh_route(key).await
     }
 
     /// Replaces the webhook token: the old URL stops working at once.
@@ -410,8 +401,9 @@ impl Service {
         integration: &Integration,
     ) -> Result<Integration, ServiceError> {
         let token = tokens::generate()?;
-        self.registry.set_webhook_token(&integration.id, &token)?;
-        self.refresh_route(&integration.id).await?;
+        let key = integration.key();
+        self.registry.set_webhook_token(&key, &token)?;
+        self.refresh_route(&key).await?;
         Ok(Integration {
             webhook_token: token,
             ..integration.clone()
@@ -419,9 +411,9 @@ impl Service {
     }
 
     /// Deletes an integration; its webhook URL stops working at once.
-    pub fn delete_integration(&self, integration_id: &str) -> Result<(), ServiceError> {
-        self.registry.delete_integration(integration_id)?;
-        self.forget_route(integration_id);
+    pub fn delete_integration(&self, key: &IntegrationKey) -> Result<(), ServiceError> {
+        self.registry.delete_integration(key)?;
+        self.forget_route(key);
         Ok(())
     }
 
@@ -430,7 +422,7 @@ impl Service {
         let integrations = self.registry.integrations(tenant_id)?;
         self.registry.delete_tenant(tenant_id)?;
         for integration in integrations {
-            self.forget_route(&integration.id);
+            self.forget_route(&integration.key());
         }
         Ok(())
     }
@@ -438,17 +430,18 @@ impl Service {
     /// Loads a stored version (for testing it before activation).
     pub async fn load_version(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         version: u32,
     ) -> Result<Parser, ServiceError> {
         let stored = self
             .registry
-            .versions(integration_id)?
+            .versions(key)?
             .into_iter()
             .find(|stored| stored.version == version)
             .ok_or_else(|| {
                 ServiceError::NotFound(format!(
-                    "version {version} of integration `{integration_id}`"
+                    "version {version} of integration `{}`",
+                    key.integration_id
                 ))
             })?;
         let service = Arc::clone(self);
@@ -463,37 +456,37 @@ impl Service {
     /// The circuit breaker of an integration's active version: its state and last errors.
     pub async fn health(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
     ) -> Result<HealthReport, ServiceError> {
-        Ok(self.loaded_route(integration_id).await?.breaker.report())
+        Ok(self.loaded_route(key).await?.breaker.report())
     }
 
     /// Closes an integration's circuit breaker: its parser is called again from the next request.
     pub async fn reset_health(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
     ) -> Result<HealthReport, ServiceError> {
-        let route = self.loaded_route(integration_id).await?;
+        let route = self.loaded_route(key).await?;
         route.breaker.reset();
-        self.metrics.breaker_open(integration_id, false);
+        self.metrics.breaker_open(key, false);
         Ok(route.breaker.report())
     }
 
     async fn loaded_route(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
     ) -> Result<Arc<Route>, ServiceError> {
-        self.route(integration_id)
+        self.route(key)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("integration `{integration_id}`")))
+            .ok_or_else(|| ServiceError::NotFound(format!("integration `{}`", key.integration_id)))
     }
 
     /// An integration's own limits and the limits its requests run under.
     pub fn integration_limits(
         &self,
-        integration_id: &str,
+        key: &IntegrationKey,
     ) -> Result<(IntegrationLimits, EffectiveLimits), ServiceError> {
-        let own = self.registry.limits(integration_id)?;
+        let own = self.registry.limits(key)?;
         let effective = self.effective_limits(&own);
         Ok((own, effective))
     }
@@ -502,7 +495,7 @@ impl Service {
     /// next requests run under them.
     pub async fn set_integration_limits(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         limits: &IntegrationLimits,
     ) -> Result<EffectiveLimits, ServiceError> {
         let broken = limits.violations(self.limits());
@@ -512,8 +505,8 @@ impl Service {
                 broken.join("; ")
             )));
         }
-        self.registry.set_limits(integration_id, limits)?;
-        self.refresh_route(integration_id).await?;
+        self.registry.set_limits(key, limits)?;
+        self.refresh_route(key).await?;
         Ok(self.effective_limits(limits))
     }
 
@@ -522,22 +515,22 @@ impl Service {
     }
 
     /// The integration's settings, for a test run of a candidate version.
-    pub fn settings(&self, integration_id: &str) -> Result<Settings, ServiceError> {
-        Ok(self.registry.settings(integration_id)?)
+    pub fn settings(&self, key: &IntegrationKey) -> Result<Settings, ServiceError> {
+        Ok(self.registry.settings(key)?)
     }
 
     /// The integration's recent invocations, newest first.
-    pub fn recent_invocations(&self, integration_id: &str) -> Vec<InvocationSummary> {
+    pub fn recent_invocations(&self, key: &IntegrationKey) -> Vec<InvocationSummary> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent
-            .get(integration_id)
+            .get(key)
             .map(|entries| entries.iter().rev().cloned().collect())
             .unwrap_or_default()
     }
 
-    fn remember(&self, integration_id: &str, summary: InvocationSummary) {
+    fn remember(&self, key: &IntegrationKey, summary: InvocationSummary) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = recent.entry(integration_id.to_owned()).or_default();
+        let entries = recent.entry(key.clone()).or_default();
         if entries.len() == RECENT_INVOCATIONS {
             entries.pop_front();
         }
@@ -547,39 +540,39 @@ impl Service {
     /// The route of an integration, loading it on first use.
     async fn route(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
     ) -> Result<Option<Arc<Route>>, ServiceError> {
         if let Some(route) = self
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(integration_id)
+            .get(key)
         {
             return Ok(Some(Arc::clone(route)));
         }
-        if self.registry.integration(integration_id)?.is_none() {
+        if self.registry.integration(key)?.is_none() {
             return Ok(None);
         }
-        self.refresh_route(integration_id).await?;
+        self.refresh_route(key).await?;
         Ok(self
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(integration_id)
+            .get(key)
             .cloned())
     }
 
     /// Rebuilds an integration's route from the registry and swaps it in.
-    async fn refresh_route(self: &Arc<Self>, integration_id: &str) -> Result<(), ServiceError> {
-        let Some(integration) = self.registry.integration(integration_id)? else {
-            self.forget_route(integration_id);
+    async fn refresh_route(self: &Arc<Self>, key: &IntegrationKey) -> Result<(), ServiceError> {
+        let Some(integration) = self.registry.integration(key)? else {
+            self.forget_route(key);
             return Ok(());
         };
-        let settings = self.registry.settings(integration_id)?;
-        let limits = self.effective_limits(&self.registry.limits(integration_id)?);
+        let settings = self.registry.settings(key)?;
+        let limits = self.effective_limits(&self.registry.limits(key)?);
         let active = match integration.active_version {
             Some(version) => {
-                let parser = self.load_version(integration_id, version).await?;
+                let parser = self.load_version(key, version).await?;
                 let invocation = limits.invocation(self.limits());
                 Some(Arc::new(Active {
                     version,
@@ -593,7 +586,7 @@ impl Service {
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(integration_id)
+            .get(key)
             .cloned();
         let gate = previous
             .as_ref()
@@ -606,7 +599,7 @@ impl Service {
         let breaker = match previous.as_ref().filter(same_version) {
             Some(route) => Arc::clone(&route.breaker),
             None => {
-                self.metrics.breaker_open(integration_id, false);
+                self.metrics.breaker_open(key, false);
                 Arc::new(Breaker::new(self.breaker))
             }
         };
@@ -615,7 +608,6 @@ impl Service {
             .map_or_else(Default::default, |route| Arc::clone(&route.cost));
         let route = Route {
             last_used: AtomicU64::new(self.clock()),
-            tenant_id: integration.tenant_id,
             webhook_token: integration.webhook_token,
             active,
             secrets: settings.values().map(str::to_owned).collect(),
@@ -624,9 +616,9 @@ impl Service {
             cost,
         };
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        routes.insert(integration_id.to_owned(), Arc::new(route));
+        routes.insert(key.clone(), Arc::new(route));
         if routes.len() > self.max_loaded_parsers {
-            unload_idlest(&mut routes, self.max_loaded_parsers, integration_id);
+            unload_idlest(&mut routes, self.max_loaded_parsers, key);
         }
         self.metrics.loaded_parsers(routes.len());
         Ok(())
@@ -637,9 +629,9 @@ impl Service {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn forget_route(&self, integration_id: &str) {
+    fn forget_route(&self, key: &IntegrationKey) {
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        routes.remove(integration_id);
+        routes.remove(key);
         self.metrics.loaded_parsers(routes.len());
     }
 }
@@ -648,17 +640,21 @@ impl Service {
 /// (so that the scan is not repeated on every load), keeping `just_loaded` and every route
 /// whose breaker is open: its suspension must outlive the unloading. Requests in flight keep
 /// their route alive until they finish.
-fn unload_idlest(routes: &mut HashMap<String, Arc<Route>>, max: usize, just_loaded: &str) {
+fn unload_idlest(
+    routes: &mut HashMap<IntegrationKey, Arc<Route>>,
+    max: usize,
+    just_loaded: &IntegrationKey,
+) {
     let target = max - max / 10;
-    let mut idle: Vec<(u64, String)> = routes
+    let mut idle: Vec<(u64, IntegrationKey)> = routes
         .iter()
-        .filter(|(id, route)| id.as_str() != just_loaded && !route.breaker.is_open())
-        .map(|(id, route)| (route.last_used.load(Ordering::Relaxed), id.clone()))
+        .filter(|(key, route)| *key != just_loaded && !route.breaker.is_open())
+        .map(|(key, route)| (route.last_used.load(Ordering::Relaxed), key.clone()))
         .collect();
     idle.sort_unstable();
     let excess = routes.len().saturating_sub(target);
-    for (_, id) in idle.into_iter().take(excess) {
-        routes.remove(&id);
+    for (_, key) in idle.into_iter().take(excess) {
+        routes.remove(&key);
     }
     tracing::info!(
         loaded = routes.len(),

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::admission::Refusal;
 use super::dispatch::NewEvent;
-use super::registry::now;
+use super::registry::{IntegrationKey, now};
 use super::{InvocationSummary, Route, Service, lanes, tokens};
 use crate::error::InvokeError;
 use crate::outcome::{HttpResponse, Outcome};
@@ -66,34 +66,42 @@ impl Service {
     /// Tells the integration's circuit breaker how the parser did. A refusal is the parser's own
     /// decision and counts as working; a host that could not start an instance says nothing
     /// about the parser.
-    fn judge(&self, integration_id: &str, route: &Route, result: &Result<Outcome, InvokeError>) {
+    fn judge(&self, key: &IntegrationKey, route: &Route, result: &Result<Outcome, InvokeError>) {
         match result {
             Ok(_) | Err(InvokeError::Rejected { .. }) => {
                 if route.breaker.succeeded() {
-                    tracing::info!(integration_id, "the parser works again: resumed");
-                    self.metrics.breaker_open(integration_id, false);
+                    tracing::info!(integration = %key, "the parser works again: resumed");
+                    self.metrics.breaker_open(key, false);
                 }
             }
             Err(InvokeError::Instantiate(_)) => {}
             Err(err) => {
                 if route.breaker.failed(err.kind(), &err.to_string()) {
-                    tracing::error!(
-                        integration_id,
+                    tracing::error!(integration = %key,
                         "the parser keeps failing: suspended until the cooldown ends or an admin \
                          resets it"
                     );
-                    self.metrics.breaker_open(integration_id, true);
+                    self.metrics.breaker_open(key, true);
                 }
             }
         }
     }
 }
 
+/// The answer for an unknown integration or a wrong token: the same for both, so that a
+/// prober learns nothing.
+fn not_found() -> Answer {
+    Answer {
+        response: error(404, "not found"),
+        outcome: "unknown_integration",
+    }
+}
+
 /// The answer to a request the integration's gate did not let in.
-fn refused(integration_id: &str, refusal: Refusal) -> Answer {
+fn refused(key: &IntegrationKey, refusal: Refusal) -> Answer {
     match refusal {
         Refusal::RateLimited { retry_after: wait } => {
-            tracing::info!(integration_id, "over the rate budget: 429");
+            tracing::info!(integration = %key, "over the rate budget: 429");
             Answer {
                 response: retry_after(
                     429,
@@ -104,7 +112,7 @@ fn refused(integration_id: &str, refusal: Refusal) -> Answer {
             }
         }
         Refusal::Busy => {
-            tracing::warn!(integration_id, "every slot and queue place is taken: 503");
+            tracing::warn!(integration = %key, "every slot and queue place is taken: 503");
             Answer {
                 response: retry_later("the integration is busy; retry later"),
                 outcome: "busy",
@@ -114,39 +122,62 @@ fn refused(integration_id: &str, refusal: Refusal) -> Answer {
 }
 
 impl Service {
-    /// Handles one webhook request to `/hooks/{integration_id}/{token}`.
+    /// Handles one webhook request to `/hooks/{tenant}/{integration}/{token}`.
     pub async fn webhook(
+        self: &Arc<Self>,
+        key: &IntegrationKey,
+        token: &str,
+        request: WebhookRequest,
+    ) -> Answer {
+        let answer = self.run_webhook(key, token, request).await;
+        let known = answer.outcome != "unknown_integration";
+        self.metrics.request(known.then_some(key), answer.outcome);
+        answer
+    }
+
+    /// Handles a request to `/hooks/{integration}/{token}`, the form of the webhook URLs handed
+    /// out before integration ids were per tenant: providers keep calling those after an
+    /// upgrade. The integration is the one of that id whose token matches; the lookup reads
+    /// the registry on every request, which only these old URLs pay.
+    pub async fn webhook_without_tenant(
         self: &Arc<Self>,
         integration_id: &str,
         token: &str,
         request: WebhookRequest,
     ) -> Answer {
-        let answer = self.run_webhook(integration_id, token, request).await;
-        let label = match answer.outcome {
-            "unknown_integration" => "",
-            _ => integration_id,
+        let owner = match self.registry.integrations_named(integration_id) {
+            Ok(named) => named
+                .into_iter()
+                .find(|integration| tokens::matches(token, &integration.webhook_token)),
+            Err(err) => {
+                tracing::error!(integration_id, "cannot look the integration up: {err}");
+                return Answer {
+                    response: retry_later("the integration cannot be loaded; retry later"),
+                    outcome: "no_active_version",
+                };
+            }
         };
-        self.metrics.request(label, answer.outcome);
-        answer
+        match owner {
+            Some(integration) => self.webhook(&integration.key(), token, request).await,
+            None => {
+                self.metrics.request(None, "unknown_integration");
+                not_found()
+            }
+        }
     }
 
     async fn run_webhook(
         self: &Arc<Self>,
-        integration_id: &str,
+        key: &IntegrationKey,
         token: &str,
         request: WebhookRequest,
     ) -> Answer {
         let received_at = now();
-        let route = match self.route(integration_id).await {
+        let route = match self.route(key).await {
             Ok(Some(route)) if tokens::matches(token, &route.webhook_token) => route,
-            Ok(_) => {
-                return Answer {
-                    response: error(404, "not found"),
-                    outcome: "unknown_integration",
-                };
-            }
+            Ok(_) => return not_found(),
             Err(err) => {
-                tracing::error!(integration_id, "cannot load the integration: {err}");
+                tracing::error!(integration = %key, "cannot load the integration: {err}");
                 return Answer {
                     response: retry_later("the integration cannot be loaded; retry later"),
                     outcome: "no_active_version",
@@ -163,7 +194,7 @@ impl Service {
 
         let running = match route.gate.admit().await {
             Ok(permit) => permit,
-            Err(refusal) => return refused(integration_id, refusal),
+            Err(refusal) => return refused(key, refusal),
         };
         if let Err(wait) = route.breaker.allow() {
             return Answer {
@@ -187,7 +218,7 @@ impl Service {
             match lanes::in_background(job).await {
                 Ok(done) => done,
                 Err(err) => {
-                    tracing::error!(integration_id, "the invocation failed: {err}");
+                    tracing::error!(integration = %key, "the invocation failed: {err}");
                     return Answer {
                         response: error(500, "the parser could not be run"),
                         outcome: "trap",
@@ -206,15 +237,15 @@ impl Service {
         // concurrent requests reach the event log together and share one group commit.
         drop(running);
         self.metrics
-            .parser_duration(integration_id, started.elapsed().as_secs_f64());
+            .parser_duration(key, started.elapsed().as_secs_f64());
 
         let outcome_kind = match &invocation.result {
             Ok(_) => "ok",
             Err(err) => err.kind(),
         };
-        self.judge(integration_id, &route, &invocation.result);
+        self.judge(key, &route, &invocation.result);
         self.remember(
-            integration_id,
+            key,
             InvocationSummary {
                 at: received_at.clone(),
                 version: active.version,
@@ -237,7 +268,7 @@ impl Service {
         let outcome = match invocation.result {
             Ok(outcome) => outcome,
             Err(err) => {
-                tracing::warn!(integration_id, kind = err.kind(), "parser failed: {err}");
+                tracing::warn!(integration = %key, kind = err.kind(), "parser failed: {err}");
                 let response = match &err {
                     InvokeError::Rejected { message } => error(400, message),
                     InvokeError::Instantiate(_) => retry_later("the host is busy; retry later"),
@@ -252,15 +283,15 @@ impl Service {
 
         if outcome.event.is_some() || outcome.call_record.is_some() {
             let event = NewEvent {
-                tenant_id: route.tenant_id.clone(),
-                integration_id: integration_id.to_owned(),
+                tenant_id: key.tenant_id.clone(),
+                integration_id: key.integration_id.clone(),
                 version: active.version,
                 received_at,
                 event: outcome.event.as_ref().map(to_json),
                 call_record: outcome.call_record.as_ref().map(to_json),
             };
             if let Err(err) = self.events.append(event).await {
-                tracing::error!(integration_id, "event not stored: {err}");
+                tracing::error!(integration = %key, "event not stored: {err}");
                 return Answer {
                     response: retry_later("the event could not be stored; retry later"),
                     outcome: "storage_error",
