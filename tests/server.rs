@@ -579,6 +579,79 @@ fn two_tenants_may_give_their_integrations_the_same_id() {
     }
 }
 
+/// Each stored event names the users bound to its call's operators at the time, and the
+/// platform reads every tenant's events from one feed, in order, from where it left off.
+#[test]
+fn events_name_the_users_to_notify_and_reach_the_platform_in_one_feed() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let acme_token = server.tenant("acme");
+    server.tenant("rival");
+    let acme = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let rival = server.integration("rival", "pbx", GRAVITEL, settings("gravitel"));
+    let bind = |tenant: &str, user: &str| {
+        let path = format!("/tenants/{tenant}/integrations/pbx/bindings");
+        let reply = server.admin(
+            "PUT",
+            &path,
+            json!([{ "extension": "101", "user_id": user }]),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    bind("acme", "anna");
+    bind("rival", "boris");
+
+    let call = br#"{"srcPhone":"+79161234567","dstPhone":"101"}"#.to_vec();
+    assert_eq!(
+        server.send("POST", &acme, None, &[], call.clone()).status,
+        200
+    );
+    let (form_call, _) = sample("gravitel", "event-incoming");
+    assert_eq!(send_request_file(&server, &rival, &form_call).status, 200);
+    bind("acme", "carol");
+    assert_eq!(server.send("POST", &acme, None, &[], call).status, 200);
+
+    let users = |event: &Value| event["users"].clone();
+    let acme_events = server.events("acme", "pbx");
+    assert_eq!(
+        acme_events.iter().map(users).collect::<Vec<_>>(),
+        [json!(["anna"]), json!(["carol"])]
+    );
+    assert_eq!(users(&server.events("rival", "pbx")[0]), json!(["boris"]));
+
+    let feed = server.admin("GET", "/events", Value::Null).json();
+    let seen: Vec<(Value, Value, Value)> = feed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|event| {
+            (
+                event["tenant_id"].clone(),
+                event["integration_id"].clone(),
+                users(event),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("acme"), json!("pbx"), json!(["anna"])),
+            (json!("rival"), json!("pbx"), json!(["boris"])),
+            (json!("acme"), json!("pbx"), json!(["carol"])),
+        ]
+    );
+    let first = &feed[0]["seq"];
+    let rest = server.admin(
+        "GET",
+        &format!("/events?after={first}&limit=1"),
+        Value::Null,
+    );
+    assert_eq!(rest.json()[0]["seq"], feed[1]["seq"]);
+    assert_eq!(rest.json().as_array().map(Vec::len), Some(1));
+    let forbidden = server.as_token(&acme_token, "GET", "/events", Value::Null);
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+}
+
 #[test]
 fn regenerating_the_token_retires_the_old_url() {
     let dir = data_dir();

@@ -70,6 +70,7 @@ async fn drive(log: &Arc<EventLog>, callers: usize, duration: Duration) -> Resul
                         received_at: registry::now(),
                         event: Some(EVENT.into()),
                         call_record: None,
+                        users: "[]".into(),
                     })
                     .await?;
                     latencies.push(started.elapsed());

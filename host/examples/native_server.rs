@@ -76,6 +76,7 @@ async fn webhook(State(events): State<Option<Arc<EventLog>>>, body: Bytes) -> (S
             .as_ref()
             .and_then(|event| serde_json::to_string(event).ok()),
         call_record: None,
+        users: "[]".into(),
     };
     match events.append(event).await {
         Ok(_) => (StatusCode::OK, String::new()),

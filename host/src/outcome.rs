@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The parse result: every part is optional, and an empty outcome is legal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// A telephony event for the platform to show and correlate.
     pub event: Option<TelephonyEvent>,

@@ -32,6 +32,7 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/tenants", post(create_tenant).get(list_tenants))
         .route("/tenants/{tenant}", axum::routing::delete(delete_tenant))
+        .route("/events", get(event_feed))
         .route(
             "/tenants/{tenant}/integrations",
             post(create_integration).get(list_integrations),
@@ -459,9 +460,8 @@ async fn replace_bindings(
     }
     state
         .service
-        .registry()
         .replace_bindings(&integration.key(), &bindings)
-        .map_err(ServiceError::from)?;
+        .await?;
     ok(json!(bindings))
 }
 
@@ -511,16 +511,37 @@ struct EventsQuery {
     limit: Option<u32>,
 }
 
+impl EventsQuery {
+    /// 100 unless asked, at most 1,000.
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(100).min(1000)
+    }
+}
+
 async fn list_events(
     State(state): State<AppState>,
     Owned(integration): Owned,
     Query(query): Query<EventsQuery>,
 ) -> ApiResult {
-    let limit = query.limit.unwrap_or(100).min(1000);
     let events = state
         .service
         .registry()
-        .events(&integration.key(), query.after, limit)
+        .events(&integration.key(), query.after, query.limit())
+        .map_err(ServiceError::from)?;
+    ok(json!(events))
+}
+
+/// Every tenant's events, oldest first: the feed the platform consumes.
+async fn event_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult {
+    caller.admin("read every tenant's events")?;
+    let events = state
+        .service
+        .registry()
+        .all_events(query.after, query.limit())
         .map_err(ServiceError::from)?;
     ok(json!(events))
 }

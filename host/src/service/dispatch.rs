@@ -6,9 +6,9 @@
 //! throughput grows with load instead of being capped by the disk's sync rate. Each caller's
 //! future resolves only after its batch is committed.
 //!
-//! The log is also the outbox for what comes after it: call correlation and delivery to the
-//! platform will read it in `seq` order and remember how far they got, so nothing acknowledged
-//! can be lost between stages.
+//! The log is also the outbox for what comes after it: the platform reads it in `seq` order
+//! (`GET /admin/events?after=SEQ`) and remembers how far it got, so nothing acknowledged can be
+//! lost between the host and the platform.
 
 use std::sync::mpsc;
 use std::thread;
@@ -35,6 +35,8 @@ pub struct NewEvent {
     pub event: Option<String>,
     /// The call record, as JSON.
     pub call_record: Option<String>,
+    /// The platform users to notify, as a JSON array.
+    pub users: String,
 }
 
 /// Why an append was not stored.
@@ -135,8 +137,9 @@ fn write_batch(conn: &mut Connection, batch: &[Append]) -> rusqlite::Result<Vec<
     let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (tenant_id, integration_id, version, received_at, event, call_record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events
+                 (tenant_id, integration_id, version, received_at, event, call_record, users)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for Append { event, .. } in batch {
             insert.execute(params![
@@ -146,6 +149,7 @@ fn write_batch(conn: &mut Connection, batch: &[Append]) -> rusqlite::Result<Vec<
                 event.received_at,
                 event.event,
                 event.call_record,
+                event.users,
             ])?;
             seqs.push(tx.last_insert_rowid());
         }

@@ -8,6 +8,7 @@
 //!   rate budget) and the limits an admin may tune for it;
 //! - [`lanes`]: heavy work (compilation, parsers that keep burning CPU) at the lowest priority;
 //! - [`health`]: the circuit breaker of a parser that keeps failing;
+//! - [`recipients`]: the users bound to a call's operators, who get its call card;
 //! - [`metrics`] and [`tokens`].
 //!
 //! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
@@ -22,6 +23,7 @@ pub mod health;
 pub mod lanes;
 pub mod limits;
 pub mod metrics;
+pub mod recipients;
 pub mod registry;
 pub mod tokens;
 mod webhook;
@@ -48,7 +50,8 @@ use health::{Breaker, BreakerConfig, HealthReport};
 use lanes::CostMeter;
 use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
-use registry::{Integration, IntegrationKey, Registry, RegistryError};
+use recipients::Recipients;
+use registry::{Binding, Integration, IntegrationKey, Registry, RegistryError};
 
 pub use webhook::Answer;
 
@@ -150,6 +153,8 @@ pub(crate) struct Route {
     pub(crate) active: Option<Arc<Active>>,
     /// Setting values, to redact from the bodies shown in recent invocations.
     pub(crate) secrets: Vec<String>,
+    /// The extension-to-user bindings, which name who is notified of each event.
+    pub(crate) recipients: Recipients,
     /// The integration's admission state, carried over from route to route.
     pub(crate) gate: Arc<Gate>,
     /// The active version's circuit breaker, carried over until another version is activated.
@@ -395,6 +400,16 @@ impl Service {
         self.refresh_route(key).await
     }
 
+    /// Replaces the extension-to-user bindings; the next events notify the new users.
+    pub async fn replace_bindings(
+        self: &Arc<Self>,
+        key: &IntegrationKey,
+        bindings: &[Binding],
+    ) -> Result<(), ServiceError> {
+        self.registry.replace_bindings(key, bindings)?;
+        self.refresh_route(key).await
+    }
+
     /// Replaces the webhook token: the old URL stops working at once.
     pub async fn regenerate_token(
         self: &Arc<Self>,
@@ -569,6 +584,7 @@ impl Service {
             return Ok(());
         };
         let settings = self.registry.settings(key)?;
+        let recipients = Recipients::new(&self.registry.bindings(key)?);
         let limits = self.effective_limits(&self.registry.limits(key)?);
         let active = match integration.active_version {
             Some(version) => {
@@ -611,6 +627,7 @@ impl Service {
             webhook_token: integration.webhook_token,
             active,
             secrets: settings.values().map(str::to_owned).collect(),
+            recipients,
             gate,
             breaker,
             cost,

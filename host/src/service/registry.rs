@@ -17,8 +17,12 @@ use super::limits::IntegrationLimits;
 use crate::engine::sandbox::Settings;
 
 /// The schema this build writes, kept in SQLite's `user_version`: 0 is the schema before
-/// integration ids were a tenant's own (`integrations.id` unique across tenants).
-const SCHEMA_VERSION: i32 = 1;
+/// integration ids were a tenant's own (`integrations.id` unique across tenants), 1 the one
+/// before events carried the users to notify.
+const SCHEMA_VERSION: i32 = 2;
+
+/// The migrations, in order: `MIGRATIONS[n]` takes schema `n` to `n + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [TENANT_SCOPED_INTEGRATIONS, EVENTS_WITH_USERS];
 
 /// The whole schema, for a new database. An integration is keyed by its tenant and its id, and
 /// every table about one integration carries both.
@@ -86,10 +90,15 @@ CREATE TABLE events (
     version INTEGER NOT NULL,
     received_at TEXT NOT NULL,
     event TEXT,
-    call_record TEXT
+    call_record TEXT,
+    users TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX events_by_integration ON events (tenant_id, integration_id, seq);
 ";
+
+/// From schema 1 to 2: each event names the platform users to notify, as a JSON array. Events
+/// stored before had nobody resolved.
+const EVENTS_WITH_USERS: &str = "ALTER TABLE events ADD COLUMN users TEXT NOT NULL DEFAULT '[]';";
 
 /// From schema 0 to 1: each table about an integration is rebuilt with its tenant in the key,
 /// the tenant taken from the integration's row (SQLite's recipe for changing a table's
@@ -300,6 +309,10 @@ pub struct Binding {
 pub struct StoredEvent {
     /// Position in the log; increases with every append.
     pub seq: i64,
+    /// The tenant whose integration received it.
+    pub tenant_id: String,
+    /// The integration whose webhook it came from.
+    pub integration_id: String,
     /// The parser version that produced it.
     pub version: u32,
     /// When the webhook was received (RFC 3339).
@@ -308,6 +321,9 @@ pub struct StoredEvent {
     pub event: Option<serde_json::Value>,
     /// The call record, if the parser produced one.
     pub call_record: Option<serde_json::Value>,
+    /// The platform users bound to the call's operators when it was received: who gets the
+    /// call card.
+    pub users: Vec<String>,
 }
 
 /// The registry database.
@@ -748,27 +764,48 @@ impl Registry {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
+        self.read_events(
+            "WHERE tenant_id = ?1 AND integration_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+            params![key.tenant_id, key.integration_id, after_seq, limit],
+        )
+    }
+
+    /// Reads the whole event log, every tenant's, after `after_seq`, oldest first: the feed
+    /// the platform consumes, remembering the last `seq` it took.
+    pub fn all_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.read_events(
+            "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after_seq, limit],
+        )
+    }
+
+    fn read_events(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredEvent>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, version, received_at, event, call_record FROM events
-                 WHERE tenant_id = ?1 AND integration_id = ?2 AND seq > ?3
-                 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = stmt.query_map(
-                params![key.tenant_id, key.integration_id, after_seq, limit],
-                |row| {
-                    let json = |text: Option<String>| {
-                        text.and_then(|text| serde_json::from_str(&text).ok())
-                    };
-                    Ok(StoredEvent {
-                        seq: row.get(0)?,
-                        version: row.get(1)?,
-                        received_at: row.get(2)?,
-                        event: json(row.get(3)?),
-                        call_record: json(row.get(4)?),
-                    })
-                },
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT seq, tenant_id, integration_id, version, received_at, event, call_record,
+                        users
+                 FROM events {filter}"
+            ))?;
+            let rows = stmt.query_map(args, |row| {
+                let json =
+                    |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+                Ok(StoredEvent {
+                    seq: row.get(0)?,
+                    tenant_id: row.get(1)?,
+                    integration_id: row.get(2)?,
+                    version: row.get(3)?,
+                    received_at: row.get(4)?,
+                    event: json(row.get(5)?),
+                    call_record: json(row.get(6)?),
+                    users: serde_json::from_str(&row.get::<_, String>(7)?).map_err(|err| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            7,
+                            rusqlite::types::Type::Text,
+                            Box::new(err),
+                        )
+                    })?,
+                })
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -792,6 +829,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             known: SCHEMA_VERSION,
         });
     }
+    let from = usize::try_from(found)
+        .map_err(|_| RegistryError::Corrupt(format!("schema version {found}")))?;
     let existing: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'integrations')",
         [],
@@ -802,11 +841,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = (|| -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(if existing {
-            TENANT_SCOPED_INTEGRATIONS
+        if existing {
+            for migration in &MIGRATIONS[from..] {
+                tx.execute_batch(migration)?;
+            }
         } else {
-            SCHEMA
-        })?;
+            tx.execute_batch(SCHEMA)?;
+        }
         let broken: i64 =
             tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
                 row.get(0)
@@ -819,11 +860,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         if existing {
-            tracing::info!(
-                from = found,
-                to = SCHEMA_VERSION,
-                "migrated the registry: integration ids are now per tenant"
-            );
+            tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the registry");
         }
         Ok(())
     })();
@@ -914,7 +951,10 @@ mod tests {
         );
         assert_eq!(registry.bindings(&pbx).expect("reads")[0].user_id, "user-7");
         assert_eq!(registry.limits(&pbx).expect("reads").timeout_ms, Some(200));
-        assert_eq!(registry.events(&pbx, 0, 10).expect("reads").len(), 1);
+        let events = registry.events(&pbx, 0, 10).expect("reads");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].tenant_id, "acme");
+        assert!(events[0].users.is_empty(), "nobody was resolved before");
         assert!(
             registry
                 .integration(&IntegrationKey::new("rival", "zadarma"))

@@ -289,6 +289,7 @@ impl Service {
                 received_at,
                 event: outcome.event.as_ref().map(to_json),
                 call_record: outcome.call_record.as_ref().map(to_json),
+                users: to_json(&route.recipients.of(&outcome)),
             };
             if let Err(err) = self.events.append(event).await {
                 tracing::error!(integration = %key, "event not stored: {err}");
