@@ -652,6 +652,58 @@ fn events_name_the_users_to_notify_and_reach_the_platform_in_one_feed() {
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
 }
 
+/// The platform confirms how far it has read the feed. Events it has taken are pruned once
+/// older than the retention; events it has not taken are kept whatever their age; the cursor
+/// survives a crash.
+#[test]
+fn only_events_the_platform_has_taken_are_pruned_after_the_retention() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let acme_token = server.tenant("acme");
+    let hook = server.integration("acme", "pbx", GENERIC_JSON, json!({}));
+    let call = br#"{"srcPhone":"+79161234567","dstPhone":"101"}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            server.send("POST", &hook, None, &[], call.to_vec()).status,
+            200
+        );
+    }
+    let seqs = |server: &Server| -> Vec<i64> {
+        server
+            .events("acme", "pbx")
+            .iter()
+            .map(|event| event["seq"].as_i64().expect("a seq"))
+            .collect()
+    };
+    let all = seqs(&server);
+    let cursor = |server: &Server| server.admin("GET", "/events/consumed", Value::Null).json();
+    assert_eq!(cursor(&server), json!({ "seq": 0 }));
+
+    let confirmed = server.admin("PUT", "/events/consumed", json!({ "seq": all[1] }));
+    assert_eq!(confirmed.json(), json!({ "seq": all[1], "pruned": 0 }));
+    assert_eq!(seqs(&server), all, "kept for the default week");
+    let beyond = server.admin("PUT", "/events/consumed", json!({ "seq": all[2] + 1 }));
+    assert_eq!(beyond.status, 400, "{}", beyond.body);
+    assert!(
+        beyond
+            .body
+            .contains(&format!("the last event stored is {}", all[2])),
+        "{}",
+        beyond.body
+    );
+    let forbidden = server.as_token(&acme_token, "PUT", "/events/consumed", json!({ "seq": 1 }));
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    server.crash();
+
+    let server = Server::start_with(dir.path(), &["--event-retention-hours", "0"]);
+    assert_eq!(cursor(&server), json!({ "seq": all[1] }));
+    let lower = server.admin("PUT", "/events/consumed", json!({ "seq": all[0] }));
+    assert_eq!(lower.json(), json!({ "seq": all[1], "pruned": 2 }));
+    assert_eq!(seqs(&server), [all[2]], "the event not taken is kept");
+    let feed = server.admin("GET", "/events", Value::Null).json();
+    assert_eq!(feed.as_array().map(Vec::len), Some(1));
+}
+
 #[test]
 fn regenerating_the_token_retires_the_old_url() {
     let dir = data_dir();

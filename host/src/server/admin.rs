@@ -33,6 +33,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/tenants", post(create_tenant).get(list_tenants))
         .route("/tenants/{tenant}", axum::routing::delete(delete_tenant))
         .route("/events", get(event_feed))
+        .route("/events/consumed", get(show_consumed).put(confirm_consumed))
         .route(
             "/tenants/{tenant}/integrations",
             post(create_integration).get(list_integrations),
@@ -544,6 +545,34 @@ async fn event_feed(
         .all_events(query.after, query.limit())
         .map_err(ServiceError::from)?;
     ok(json!(events))
+}
+
+async fn show_consumed(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    caller.admin("read the platform's cursor")?;
+    let seq = state
+        .service
+        .registry()
+        .consumed()
+        .map_err(ServiceError::from)?;
+    ok(json!({ "seq": seq }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Consumed {
+    seq: i64,
+}
+
+/// The platform's word that it has durably taken every event up to `seq`.
+async fn confirm_consumed(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    caller.admin("confirm events taken")?;
+    let consumed: Consumed = json_body(&state, &headers, body).await?;
+    ok(json!(state.service.confirm_consumed(consumed.seq).await?))
 }
 
 async fn list_invocations(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {

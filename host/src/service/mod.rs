@@ -33,7 +33,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -96,6 +96,7 @@ impl From<RegistryError> for ServiceError {
         match err {
             RegistryError::NotFound(what) => Self::NotFound(what),
             RegistryError::Conflict(what) => Self::Conflict(what),
+            RegistryError::Invalid(why) => Self::BadRequest(why),
             other => Self::Storage(other.to_string()),
         }
     }
@@ -141,7 +142,14 @@ pub struct ServiceConfig {
     pub max_loaded_parsers: usize,
     /// Where uploads are compiled: `telehook serve` uses a child process with a deadline.
     pub compiler: Compiler,
+    /// How long an event the platform has confirmed taking stays in the log (for the
+    /// per-integration view) before a later confirmation prunes it. Events the platform has
+    /// not confirmed are kept whatever their age.
+    pub event_retention: Duration,
 }
+
+/// The default of [`ServiceConfig::event_retention`]: a week.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The default of [`ServiceConfig::max_loaded_parsers`]: about 800 MiB of compiled code for
 /// parsers like the examples.
@@ -213,6 +221,7 @@ pub struct Service {
     /// Where the compiler's input and output files live while it runs.
     scratch: PathBuf,
     max_loaded_parsers: usize,
+    event_retention: Duration,
     /// The start of the clock routes' `last_used` is counted on.
     started: Instant,
 }
@@ -247,6 +256,7 @@ impl Service {
             compiler: config.compiler,
             scratch,
             max_loaded_parsers: config.max_loaded_parsers.max(1),
+            event_retention: config.event_retention,
             started: Instant::now(),
         })
     }
@@ -532,6 +542,32 @@ impl Service {
     /// The integration's settings, for a test run of a candidate version.
     pub fn settings(&self, key: &IntegrationKey) -> Result<Settings, ServiceError> {
         Ok(self.registry.settings(key)?)
+    }
+
+    /// Records that the platform has durably taken every event up to `seq`, and prunes what it
+    /// took longer ago than the retention allows (see [`Registry::confirm_consumed`]).
+    pub async fn confirm_consumed(
+        self: &Arc<Self>,
+        seq: i64,
+    ) -> Result<registry::Consumption, ServiceError> {
+        let prune_before = SystemTime::now()
+            .checked_sub(self.event_retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let prune_before = humantime::format_rfc3339_millis(prune_before).to_string();
+        let service = Arc::clone(self);
+        let consumption = tokio::task::spawn_blocking(move || {
+            service.registry.confirm_consumed(seq, &prune_before)
+        })
+        .await
+        .map_err(|err| ServiceError::Storage(err.to_string()))??;
+        if consumption.pruned > 0 {
+            tracing::info!(
+                seq = consumption.seq,
+                pruned = consumption.pruned,
+                "pruned events the platform has taken"
+            );
+        }
+        Ok(consumption)
     }
 
     /// The integration's recent invocations, newest first.

@@ -16,177 +16,7 @@ use serde::Serialize;
 use super::limits::IntegrationLimits;
 use crate::engine::sandbox::Settings;
 
-/// The schema this build writes, kept in SQLite's `user_version`: 0 is the schema before
-/// integration ids were a tenant's own (`integrations.id` unique across tenants), 1 the one
-/// before events carried the users to notify.
-const SCHEMA_VERSION: i32 = 2;
-
-/// The migrations, in order: `MIGRATIONS[n]` takes schema `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [TENANT_SCOPED_INTEGRATIONS, EVENTS_WITH_USERS];
-
-/// The whole schema, for a new database. An integration is keyed by its tenant and its id, and
-/// every table about one integration carries both.
-const SCHEMA: &str = "
-CREATE TABLE tenants (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE integrations (
-    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    webhook_token TEXT NOT NULL,
-    active_version INTEGER,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE TABLE versions (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    uploaded_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, version),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-CREATE TABLE activations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    activated_at TEXT NOT NULL,
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-CREATE TABLE settings (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, key),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-CREATE TABLE bindings (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    extension TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, extension),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-CREATE TABLE integration_limits (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    limits TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    received_at TEXT NOT NULL,
-    event TEXT,
-    call_record TEXT,
-    users TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX events_by_integration ON events (tenant_id, integration_id, seq);
-";
-
-/// From schema 1 to 2: each event names the platform users to notify, as a JSON array. Events
-/// stored before had nobody resolved.
-const EVENTS_WITH_USERS: &str = "ALTER TABLE events ADD COLUMN users TEXT NOT NULL DEFAULT '[]';";
-
-/// From schema 0 to 1: each table about an integration is rebuilt with its tenant in the key,
-/// the tenant taken from the integration's row (SQLite's recipe for changing a table's
-/// constraints: make the new one, copy, drop the old one, rename). The event log's rows already
-/// name their tenant: only its index changes.
-const TENANT_SCOPED_INTEGRATIONS: &str = "
-CREATE TABLE integrations_v1 (
-    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    webhook_token TEXT NOT NULL,
-    active_version INTEGER,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-);
-INSERT INTO integrations_v1 (tenant_id, id, name, webhook_token, active_version, created_at)
-    SELECT tenant_id, id, name, webhook_token, active_version, created_at FROM integrations;
-CREATE TABLE versions_v1 (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    uploaded_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, version),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-INSERT INTO versions_v1 (tenant_id, integration_id, version, sha256, size, uploaded_at)
-    SELECT i.tenant_id, v.integration_id, v.version, v.sha256, v.size, v.uploaded_at
-    FROM versions v JOIN integrations i ON i.id = v.integration_id;
-CREATE TABLE activations_v1 (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    activated_at TEXT NOT NULL,
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-INSERT INTO activations_v1 (seq, tenant_id, integration_id, version, activated_at)
-    SELECT a.seq, i.tenant_id, a.integration_id, a.version, a.activated_at
-    FROM activations a JOIN integrations i ON i.id = a.integration_id;
-CREATE TABLE settings_v1 (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, key),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-INSERT INTO settings_v1 (tenant_id, integration_id, key, value)
-    SELECT i.tenant_id, s.integration_id, s.key, s.value
-    FROM settings s JOIN integrations i ON i.id = s.integration_id;
-CREATE TABLE bindings_v1 (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    extension TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id, extension),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-INSERT INTO bindings_v1 (tenant_id, integration_id, extension, user_id)
-    SELECT i.tenant_id, b.integration_id, b.extension, b.user_id
-    FROM bindings b JOIN integrations i ON i.id = b.integration_id;
-CREATE TABLE integration_limits_v1 (
-    tenant_id TEXT NOT NULL,
-    integration_id TEXT NOT NULL,
-    limits TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, integration_id),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
-);
-INSERT INTO integration_limits_v1 (tenant_id, integration_id, limits)
-    SELECT i.tenant_id, l.integration_id, l.limits
-    FROM integration_limits l JOIN integrations i ON i.id = l.integration_id;
-DROP TABLE versions;
-DROP TABLE activations;
-DROP TABLE settings;
-DROP TABLE bindings;
-DROP TABLE integration_limits;
-DROP TABLE integrations;
-ALTER TABLE integrations_v1 RENAME TO integrations;
-ALTER TABLE versions_v1 RENAME TO versions;
-ALTER TABLE activations_v1 RENAME TO activations;
-ALTER TABLE settings_v1 RENAME TO settings;
-ALTER TABLE bindings_v1 RENAME TO bindings;
-ALTER TABLE integration_limits_v1 RENAME TO integration_limits;
-DROP INDEX events_by_integration;
-CREATE INDEX events_by_integration ON events (tenant_id, integration_id, seq);
-";
+mod schema;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +31,9 @@ pub enum RegistryError {
     /// The thing to change does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The change asked for cannot be made; the message says why.
+    #[error("{0}")]
+    Invalid(String),
     /// A stored value cannot be read back.
     #[error("the registry holds an unreadable {0}")]
     Corrupt(String),
@@ -326,6 +159,19 @@ pub struct StoredEvent {
     pub users: Vec<String>,
 }
 
+/// Where the platform's reading of the event log stands after it confirmed a `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consumption {
+    /// The last `seq` the platform has confirmed taking: every event up to it.
+    pub seq: i64,
+    /// How many events this confirmation pruned.
+    pub pruned: usize,
+}
+
+/// The most events one confirmation prunes, so that it never holds the event log's writer
+/// long; what is left goes with the next confirmation.
+const PRUNE_BATCH: usize = 10_000;
+
 /// The registry database.
 pub struct Registry {
     conn: Mutex<Connection>,
@@ -352,7 +198,7 @@ impl Registry {
     /// in one transaction: a failed migration leaves the database as it was.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = connect(path)?;
-        migrate(&mut conn)?;
+        schema::migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -779,6 +625,54 @@ impl Registry {
         )
     }
 
+    /// The last `seq` the platform has confirmed taking; 0 before it confirmed any.
+    pub fn consumed(&self) -> Result<i64> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row("SELECT seq FROM platform_cursor", [], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    /// Records that the platform has durably taken every event up to `seq` (a lower `seq`
+    /// than already confirmed changes nothing), then prunes up to [`PRUNE_BATCH`] of the
+    /// events it has taken that were received before `prune_before` (RFC 3339, as
+    /// `received_at`). Events the platform has not confirmed are never pruned.
+    pub fn confirm_consumed(&self, seq: i64, prune_before: &str) -> Result<Consumption> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let last: i64 = tx.query_row(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+                [],
+                |row| row.get(0),
+            )?;
+            if !(0..=last).contains(&seq) {
+                return Err(RegistryError::Invalid(format!(
+                    "seq {seq} is not in the event log: the last event stored is {last}"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO platform_cursor (id, seq) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [seq],
+            )?;
+            let confirmed: i64 =
+                tx.query_row("SELECT seq FROM platform_cursor", [], |row| row.get(0))?;
+            let pruned = tx.execute(
+                "DELETE FROM events WHERE seq IN (
+                     SELECT seq FROM events WHERE seq <= ?1 AND received_at < ?2
+                     ORDER BY seq LIMIT ?3)",
+                params![confirmed, prune_before, PRUNE_BATCH],
+            )?;
+            tx.commit()?;
+            Ok(Consumption {
+                seq: confirmed,
+                pruned,
+            })
+        })
+    }
+
     fn read_events(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredEvent>> {
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
@@ -815,199 +709,4 @@ impl Registry {
 /// alone: the caller asked within its tenant.
 fn not_found(key: &IntegrationKey) -> RegistryError {
     RegistryError::NotFound(format!("integration `{}`", key.integration_id))
-}
-
-/// Brings the database to [`SCHEMA_VERSION`]: creates a new one, or migrates an older one.
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let found: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if found == SCHEMA_VERSION {
-        return Ok(());
-    }
-    if found > SCHEMA_VERSION {
-        return Err(RegistryError::Newer {
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    let from = usize::try_from(found)
-        .map_err(|_| RegistryError::Corrupt(format!("schema version {found}")))?;
-    let existing: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'integrations')",
-        [],
-        |row| row.get(0),
-    )?;
-    // Rebuilding a table that others reference needs the foreign keys off (the pragma cannot
-    // change inside a transaction); the transaction checks them before it commits.
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
-    let migrated = (|| -> Result<()> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if existing {
-            for migration in &MIGRATIONS[from..] {
-                tx.execute_batch(migration)?;
-            }
-        } else {
-            tx.execute_batch(SCHEMA)?;
-        }
-        let broken: i64 =
-            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
-                row.get(0)
-            })?;
-        if broken > 0 {
-            return Err(RegistryError::Corrupt(format!(
-                "schema after migrating: {broken} rows refer to rows that do not exist"
-            )));
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
-        if existing {
-            tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the registry");
-        }
-        Ok(())
-    })();
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    migrated
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The schema of the builds before integration ids were per tenant (`user_version` 0).
-    const SCHEMA_0: &str = "
-        CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL,
-            token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
-        CREATE TABLE integrations (id TEXT PRIMARY KEY,
-            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-            name TEXT NOT NULL, webhook_token TEXT NOT NULL, active_version INTEGER,
-            created_at TEXT NOT NULL);
-        CREATE TABLE versions (
-            integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-            version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-            uploaded_at TEXT NOT NULL, PRIMARY KEY (integration_id, version));
-        CREATE TABLE activations (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-            version INTEGER NOT NULL, activated_at TEXT NOT NULL);
-        CREATE TABLE settings (
-            integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-            key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (integration_id, key));
-        CREATE TABLE bindings (
-            integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-            extension TEXT NOT NULL, user_id TEXT NOT NULL,
-            PRIMARY KEY (integration_id, extension));
-        CREATE TABLE integration_limits (
-            integration_id TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
-            limits TEXT NOT NULL);
-        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,
-            integration_id TEXT NOT NULL, version INTEGER NOT NULL, received_at TEXT NOT NULL,
-            event TEXT, call_record TEXT);
-        CREATE INDEX events_by_integration ON events (integration_id, seq);
-
-        INSERT INTO tenants VALUES ('acme', 'Acme', 'hash-a', 't0'), ('rival', 'Rival', 'hash-r', 't0');
-        INSERT INTO integrations VALUES ('pbx', 'acme', 'PBX', 'token-a', 2, 't1'),
-            ('zadarma', 'rival', 'Zadarma', 'token-r', NULL, 't1');
-        INSERT INTO versions VALUES ('pbx', 1, 'sha-1', 10, 't2'), ('pbx', 2, 'sha-2', 20, 't3');
-        INSERT INTO activations (integration_id, version, activated_at)
-            VALUES ('pbx', 1, 't4'), ('pbx', 2, 't5');
-        INSERT INTO settings VALUES ('pbx', 'api_secret', 'hunter22');
-        INSERT INTO bindings VALUES ('pbx', '101', 'user-7');
-        INSERT INTO integration_limits VALUES ('pbx', '{\"timeout_ms\":200}');
-        INSERT INTO events (tenant_id, integration_id, version, received_at, event)
-            VALUES ('acme', 'pbx', 2, 't6', '{\"src_phone\":\"1\"}');
-    ";
-
-    fn database_of_schema_0(dir: &Path) -> std::path::PathBuf {
-        let path = dir.join("telehook.db");
-        Connection::open(&path)
-            .and_then(|conn| conn.execute_batch(SCHEMA_0))
-            .expect("the old schema and its rows are written");
-        path
-    }
-
-    #[test]
-    fn a_database_from_before_per_tenant_ids_keeps_everything_it_held() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let registry = Registry::open(&database_of_schema_0(dir.path())).expect("migrates");
-        let pbx = IntegrationKey::new("acme", "pbx");
-
-        let integration = registry.integration(&pbx).expect("reads").expect("kept");
-        assert_eq!(
-            (
-                integration.webhook_token.as_str(),
-                integration.active_version
-            ),
-            ("token-a", Some(2))
-        );
-        let versions: Vec<u32> = registry
-            .versions(&pbx)
-            .expect("reads")
-            .iter()
-            .map(|stored| stored.version)
-            .collect();
-        assert_eq!(versions, [1, 2]);
-        assert_eq!(registry.rollback_target(&pbx).expect("reads"), Some(1));
-        assert_eq!(
-            registry.settings(&pbx).expect("reads").get("api_secret"),
-            Some("hunter22")
-        );
-        assert_eq!(registry.bindings(&pbx).expect("reads")[0].user_id, "user-7");
-        assert_eq!(registry.limits(&pbx).expect("reads").timeout_ms, Some(200));
-        let events = registry.events(&pbx, 0, 10).expect("reads");
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].tenant_id, "acme");
-        assert!(events[0].users.is_empty(), "nobody was resolved before");
-        assert!(
-            registry
-                .integration(&IntegrationKey::new("rival", "zadarma"))
-                .expect("reads")
-                .is_some()
-        );
-
-        // The point of the migration: the rival may now have a `pbx` of its own, and deleting
-        // it leaves acme's intact.
-        registry
-            .create_integration("rival", "pbx", "PBX", "token-r2")
-            .expect("the id is free within the tenant");
-        registry
-            .update_settings(
-                &IntegrationKey::new("rival", "pbx"),
-                &[("api_secret".into(), Some("other".into()))],
-            )
-            .expect("writes");
-        registry
-            .delete_integration(&IntegrationKey::new("rival", "pbx"))
-            .expect("deletes");
-        assert_eq!(
-            registry.settings(&pbx).expect("reads").get("api_secret"),
-            Some("hunter22")
-        );
-        drop(registry);
-
-        let reopened = Registry::open(&dir.path().join("telehook.db")).expect("opens again");
-        assert_eq!(reopened.versions(&pbx).expect("reads").len(), 2);
-    }
-
-    #[test]
-    fn a_database_of_a_newer_schema_is_refused_untouched() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = database_of_schema_0(dir.path());
-        Connection::open(&path)
-            .and_then(|conn| conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1))
-            .expect("marked newer");
-        let Err(err) = Registry::open(&path) else {
-            panic!("a newer schema was opened");
-        };
-        assert!(
-            matches!(err, RegistryError::Newer { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
-            "{err}"
-        );
-        let conn = Connection::open(&path).expect("opens");
-        let index: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE name = 'events_by_integration'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("the index is there");
-        assert!(index.contains("(integration_id, seq)"), "{index}");
-    }
 }

@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use telehook::Limits;
 use telehook::server::HttpLimits;
-use telehook::service::DEFAULT_MAX_LOADED_PARSERS;
 use telehook::service::admission::AdmissionLimits;
 use telehook::service::health::BreakerConfig;
+use telehook::service::{DEFAULT_EVENT_RETENTION, DEFAULT_MAX_LOADED_PARSERS};
 
 /// The default listening address: loopback only, until an operator decides otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// The memory compiling one uploaded component may use, in MiB [default: 2048].
     #[arg(long, env = "TELEHOOK_COMPILE_MEMORY_MIB")]
     pub compile_memory_mib: Option<u64>,
+    /// How long events the platform has confirmed taking are kept, in hours; events it has
+    /// not confirmed are kept whatever their age [default: 168].
+    #[arg(long, env = "TELEHOOK_EVENT_RETENTION_HOURS")]
+    pub event_retention_hours: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -106,6 +110,7 @@ struct FileConfig {
     max_loaded_parsers: Option<usize>,
     compile_timeout_ms: Option<u64>,
     compile_memory_mib: Option<u64>,
+    event_retention_hours: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -123,6 +128,7 @@ pub struct ServeConfig {
     pub compile_timeout: Duration,
     /// In bytes.
     pub compile_memory_limit: u64,
+    pub event_retention: Duration,
 }
 
 impl ServeConfig {
@@ -198,6 +204,12 @@ impl ServeConfig {
                 .or(file.compile_memory_mib)
                 .unwrap_or(DEFAULT_COMPILE_MEMORY_MIB)
                 << 20,
+            event_retention: args
+                .event_retention_hours
+                .or(file.event_retention_hours)
+                .map_or(DEFAULT_EVENT_RETENTION, |hours| {
+                    Duration::from_secs(hours.saturating_mul(3600))
+                }),
         })
     }
 }

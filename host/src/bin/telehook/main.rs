@@ -215,6 +215,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         breaker: config.breaker,
         fsync_events: config.fsync_events,
         max_loaded_parsers: config.max_loaded_parsers,
+        event_retention: config.event_retention,
         compiler: Compiler::Subprocess {
             program: std::env::current_exe().context("cannot find the telehook binary")?,
             timeout: config.compile_timeout,

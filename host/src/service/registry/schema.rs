@@ -1,0 +1,354 @@
+//! The registry's schema and how a database gets to it.
+//!
+//! A database records its schema version in SQLite's `user_version`. A new database is created
+//! at schema 0 and migrated like any other, so every database, whenever it was created, went
+//! through the same steps; the current schema is schema 0 with [`MIGRATIONS`] applied. An
+//! integration is keyed by its tenant and its id, and every table about one integration
+//! carries both.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{RegistryError, Result};
+
+/// The schema this build writes: 0 is the first one, where integration ids were unique across
+/// tenants; 1 made them per tenant; 2 gave events the users to notify; 3 added the platform's
+/// cursor in the event log.
+pub(super) const SCHEMA_VERSION: i32 = 3;
+
+/// The migrations, in order: `MIGRATIONS[n]` takes schema `n` to `n + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    TENANT_SCOPED_INTEGRATIONS,
+    EVENTS_WITH_USERS,
+    PLATFORM_CURSOR,
+];
+
+/// Schema 0, as the first builds wrote it.
+pub(super) const SCHEMA_0: &str = "
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS integrations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    webhook_token TEXT NOT NULL,
+    active_version INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (integration_id, version)
+);
+CREATE TABLE IF NOT EXISTS activations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    activated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (integration_id, key)
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    extension TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (integration_id, extension)
+);
+CREATE TABLE IF NOT EXISTS integration_limits (
+    integration_id TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    limits TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    event TEXT,
+    call_record TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_integration ON events (integration_id, seq);
+";
+
+/// From schema 0 to 1: each table about an integration is rebuilt with its tenant in the key,
+/// the tenant taken from the integration's row (SQLite's recipe for changing a table's
+/// constraints: make the new one, copy, drop the old one, rename). The event log's rows already
+/// name their tenant: only its index changes.
+const TENANT_SCOPED_INTEGRATIONS: &str = "
+CREATE TABLE integrations_v1 (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    webhook_token TEXT NOT NULL,
+    active_version INTEGER,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+INSERT INTO integrations_v1 (tenant_id, id, name, webhook_token, active_version, created_at)
+    SELECT tenant_id, id, name, webhook_token, active_version, created_at FROM integrations;
+CREATE TABLE versions_v1 (
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, version),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO versions_v1 (tenant_id, integration_id, version, sha256, size, uploaded_at)
+    SELECT i.tenant_id, v.integration_id, v.version, v.sha256, v.size, v.uploaded_at
+    FROM versions v JOIN integrations i ON i.id = v.integration_id;
+CREATE TABLE activations_v1 (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    activated_at TEXT NOT NULL,
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO activations_v1 (seq, tenant_id, integration_id, version, activated_at)
+    SELECT a.seq, i.tenant_id, a.integration_id, a.version, a.activated_at
+    FROM activations a JOIN integrations i ON i.id = a.integration_id;
+CREATE TABLE settings_v1 (
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, key),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO settings_v1 (tenant_id, integration_id, key, value)
+    SELECT i.tenant_id, s.integration_id, s.key, s.value
+    FROM settings s JOIN integrations i ON i.id = s.integration_id;
+CREATE TABLE bindings_v1 (
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    extension TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, extension),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO bindings_v1 (tenant_id, integration_id, extension, user_id)
+    SELECT i.tenant_id, b.integration_id, b.extension, b.user_id
+    FROM bindings b JOIN integrations i ON i.id = b.integration_id;
+CREATE TABLE integration_limits_v1 (
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id) ON DELETE CASCADE
+);
+INSERT INTO integration_limits_v1 (tenant_id, integration_id, limits)
+    SELECT i.tenant_id, l.integration_id, l.limits
+    FROM integration_limits l JOIN integrations i ON i.id = l.integration_id;
+DROP TABLE versions;
+DROP TABLE activations;
+DROP TABLE settings;
+DROP TABLE bindings;
+DROP TABLE integration_limits;
+DROP TABLE integrations;
+ALTER TABLE integrations_v1 RENAME TO integrations;
+ALTER TABLE versions_v1 RENAME TO versions;
+ALTER TABLE activations_v1 RENAME TO activations;
+ALTER TABLE settings_v1 RENAME TO settings;
+ALTER TABLE bindings_v1 RENAME TO bindings;
+ALTER TABLE integration_limits_v1 RENAME TO integration_limits;
+DROP INDEX events_by_integration;
+CREATE INDEX events_by_integration ON events (tenant_id, integration_id, seq);
+";
+
+/// From schema 1 to 2: each event names the platform users to notify, as a JSON array. Events
+/// stored before had nobody resolved.
+const EVENTS_WITH_USERS: &str = "ALTER TABLE events ADD COLUMN users TEXT NOT NULL DEFAULT '[]';";
+
+/// From schema 2 to 3: how far the platform has read the event log (one row, once it has
+/// confirmed anything). Only events at or before it may be pruned.
+const PLATFORM_CURSOR: &str = "
+CREATE TABLE platform_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+";
+
+/// Brings the database to [`SCHEMA_VERSION`], in one transaction: a failed migration leaves
+/// it as it was. A database of a newer schema is refused rather than misread.
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found > SCHEMA_VERSION {
+        return Err(RegistryError::Newer {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let from = usize::try_from(found)
+        .map_err(|_| RegistryError::Corrupt(format!("schema version {found}")))?;
+    let created: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'tenants')",
+        [],
+        |row| row.get(0),
+    )?;
+    // Rebuilding a table that others reference needs the foreign keys off (the pragma cannot
+    // change inside a transaction); the transaction checks them before it commits.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = (|| -> Result<()> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !created {
+            tx.execute_batch(SCHEMA_0)?;
+        }
+        for migration in &MIGRATIONS[from..] {
+            tx.execute_batch(migration)?;
+        }
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
+        if broken > 0 {
+            return Err(RegistryError::Corrupt(format!(
+                "schema after migrating: {broken} rows refer to rows that do not exist"
+            )));
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        if created {
+            tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the registry");
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::service::registry::{IntegrationKey, Registry, RegistryError};
+
+    /// What a build of schema 0 held: two tenants, one integration with everything an
+    /// integration can have, and one without.
+    const ROWS_0: &str = "
+        INSERT INTO tenants VALUES ('acme', 'Acme', 'hash-a', 't0'), ('rival', 'Rival', 'hash-r', 't0');
+        INSERT INTO integrations VALUES ('pbx', 'acme', 'PBX', 'token-a', 2, 't1'),
+            ('zadarma', 'rival', 'Zadarma', 'token-r', NULL, 't1');
+        INSERT INTO versions VALUES ('pbx', 1, 'sha-1', 10, 't2'), ('pbx', 2, 'sha-2', 20, 't3');
+        INSERT INTO activations (integration_id, version, activated_at)
+            VALUES ('pbx', 1, 't4'), ('pbx', 2, 't5');
+        INSERT INTO settings VALUES ('pbx', 'api_secret', 'hunter22');
+        INSERT INTO bindings VALUES ('pbx', '101', 'user-7');
+        INSERT INTO integration_limits VALUES ('pbx', '{\"timeout_ms\":200}');
+        INSERT INTO events (tenant_id, integration_id, version, received_at, event)
+            VALUES ('acme', 'pbx', 2, 't6', '{\"src_phone\":\"1\"}');
+    ";
+
+    fn database_of_schema_0(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("telehook.db");
+        Connection::open(&path)
+            .and_then(|conn| conn.execute_batch(&format!("{SCHEMA_0}{ROWS_0}")))
+            .expect("the old schema and its rows are written");
+        path
+    }
+
+    #[test]
+    fn a_database_from_before_per_tenant_ids_keeps_everything_it_held() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let registry = Registry::open(&database_of_schema_0(dir.path())).expect("migrates");
+        let pbx = IntegrationKey::new("acme", "pbx");
+
+        let integration = registry.integration(&pbx).expect("reads").expect("kept");
+        assert_eq!(
+            (
+                integration.webhook_token.as_str(),
+                integration.active_version
+            ),
+            ("token-a", Some(2))
+        );
+        let versions: Vec<u32> = registry
+            .versions(&pbx)
+            .expect("reads")
+            .iter()
+            .map(|stored| stored.version)
+            .collect();
+        assert_eq!(versions, [1, 2]);
+        assert_eq!(registry.rollback_target(&pbx).expect("reads"), Some(1));
+        assert_eq!(
+            registry.settings(&pbx).expect("reads").get("api_secret"),
+            Some("hunter22")
+        );
+        assert_eq!(registry.bindings(&pbx).expect("reads")[0].user_id, "user-7");
+        assert_eq!(registry.limits(&pbx).expect("reads").timeout_ms, Some(200));
+        let events = registry.events(&pbx, 0, 10).expect("reads");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].tenant_id, "acme");
+        assert!(events[0].users.is_empty(), "nobody was resolved before");
+        assert_eq!(registry.consumed().expect("reads"), 0);
+        assert!(
+            registry
+                .integration(&IntegrationKey::new("rival", "zadarma"))
+                .expect("reads")
+                .is_some()
+        );
+
+        // The point of the migration: the rival may now have a `pbx` of its own, and deleting
+        // it leaves acme's intact.
+        registry
+            .create_integration("rival", "pbx", "PBX", "token-r2")
+            .expect("the id is free within the tenant");
+        registry
+            .update_settings(
+                &IntegrationKey::new("rival", "pbx"),
+                &[("api_secret".into(), Some("other".into()))],
+            )
+            .expect("writes");
+        registry
+            .delete_integration(&IntegrationKey::new("rival", "pbx"))
+            .expect("deletes");
+        assert_eq!(
+            registry.settings(&pbx).expect("reads").get("api_secret"),
+            Some("hunter22")
+        );
+        drop(registry);
+
+        let reopened = Registry::open(&dir.path().join("telehook.db")).expect("opens again");
+        assert_eq!(reopened.versions(&pbx).expect("reads").len(), 2);
+    }
+
+    #[test]
+    fn a_database_of_a_newer_schema_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = database_of_schema_0(dir.path());
+        Connection::open(&path)
+            .and_then(|conn| conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1))
+            .expect("marked newer");
+        let Err(err) = Registry::open(&path) else {
+            panic!("a newer schema was opened");
+        };
+        assert!(
+            matches!(err, RegistryError::Newer { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+            "{err}"
+        );
+        let conn = Connection::open(&path).expect("opens");
+        let index: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'events_by_integration'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("the index is there");
+        assert!(index.contains("(integration_id, seq)"), "{index}");
+    }
+}
