@@ -101,6 +101,86 @@ pub struct CallRecord {
     pub call: String,
 }
 
+/// Who called whom, as an event and a call record both say it: the fields they share, read
+/// by the same rules wherever either is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties<'a> {
+    /// Who called whom.
+    pub direction: Direction,
+    /// As in [`TelephonyEvent::src_phone`].
+    pub src_phone: &'a str,
+    /// As in [`TelephonyEvent::src_phone_ext`].
+    pub src_phone_ext: Option<&'a str>,
+    /// As in [`TelephonyEvent::dst_phone`].
+    pub dst_phone: &'a str,
+    /// As in [`TelephonyEvent::dst_phone_ext`].
+    pub dst_phone_ext: Option<&'a str>,
+    /// As in [`TelephonyEvent::call_id`].
+    pub call_id: Option<&'a str>,
+}
+
+impl<'a> Parties<'a> {
+    /// The numbers that are operators' (internal numbers and extensions), as the contract
+    /// places them: for `in`, the receiving employee's `src_phone_ext` and the operator's
+    /// `dst_phone`; for `out`, the operator's `src_phone` and the calling employee's
+    /// `dst_phone_ext`; for `internal`, both `src_phone` and `dst_phone`. Older parsers (and
+    /// the platform's own older example) put the operator's extension in `dst_phone` whatever
+    /// the direction, so `dst_phone` is always among them: a client's external number in it
+    /// matches no extension.
+    pub fn operator_numbers(&self) -> Vec<&'a str> {
+        match self.direction {
+            Direction::In => vec![self.src_phone_ext, Some(self.dst_phone)],
+            Direction::Out => vec![
+                Some(self.src_phone),
+                self.dst_phone_ext,
+                Some(self.dst_phone),
+            ],
+            Direction::Internal => vec![Some(self.src_phone), Some(self.dst_phone)],
+        }
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl TelephonyEvent {
+    /// Who called whom.
+    pub fn parties(&self) -> Parties<'_> {
+        Parties {
+            direction: self.direction,
+            src_phone: &self.src_phone,
+            src_phone_ext: self.src_phone_ext.as_deref(),
+            dst_phone: &self.dst_phone,
+            dst_phone_ext: self.dst_phone_ext.as_deref(),
+            call_id: self.call_id.as_deref(),
+        }
+    }
+}
+
+impl CallRecord {
+    /// Who called whom.
+    pub fn parties(&self) -> Parties<'_> {
+        Parties {
+            direction: self.direction,
+            src_phone: &self.src_phone,
+            src_phone_ext: self.src_phone_ext.as_deref(),
+            dst_phone: &self.dst_phone,
+            dst_phone_ext: self.dst_phone_ext.as_deref(),
+            call_id: self.call_id.as_deref(),
+        }
+    }
+}
+
+impl Outcome {
+    /// Who called whom, from the event, or from the call record when there is no event.
+    pub fn parties(&self) -> Option<Parties<'_>> {
+        self.event
+            .as_ref()
+            .map(TelephonyEvent::parties)
+            .or_else(|| self.call_record.as_ref().map(CallRecord::parties))
+    }
+}
+
 /// The HTTP response a parser wants the provider to get, sent verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpResponse {

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::outcome::{CallRecord, Direction, HttpResponse, Outcome, TelephonyEvent};
+use crate::outcome::{CallRecord, Direction, HttpResponse, Outcome, Parties, TelephonyEvent};
 
 /// The longest phone number, extension-free: E.164 has 15 digits; SIP URIs need more.
 pub const MAX_PHONE_LEN: usize = 64;
@@ -107,16 +107,6 @@ struct Checker {
     violations: Vec<Violation>,
 }
 
-/// The fields an event and a call record share, checked by the same rules.
-struct Parties<'a> {
-    direction: Direction,
-    src_phone: &'a str,
-    src_phone_ext: Option<&'a str>,
-    dst_phone: &'a str,
-    dst_phone_ext: Option<&'a str>,
-    call_id: Option<&'a str>,
-}
-
 impl Checker {
     fn fail(&mut self, field: impl Into<String>, rule: impl Into<String>) {
         self.violations.push(Violation {
@@ -126,31 +116,11 @@ impl Checker {
     }
 
     fn event(&mut self, event: &TelephonyEvent) {
-        self.parties(
-            "event",
-            &Parties {
-                direction: event.direction,
-                src_phone: &event.src_phone,
-                src_phone_ext: event.src_phone_ext.as_deref(),
-                dst_phone: &event.dst_phone,
-                dst_phone_ext: event.dst_phone_ext.as_deref(),
-                call_id: event.call_id.as_deref(),
-            },
-        );
+        self.parties("event", &event.parties());
     }
 
     fn call_record(&mut self, record: &CallRecord) {
-        self.parties(
-            "call_record",
-            &Parties {
-                direction: record.direction,
-                src_phone: &record.src_phone,
-                src_phone_ext: record.src_phone_ext.as_deref(),
-                dst_phone: &record.dst_phone,
-                dst_phone_ext: record.dst_phone_ext.as_deref(),
-                call_id: record.call_id.as_deref(),
-            },
-        );
+        self.parties("call_record", &record.parties());
         if record.duration > MAX_DURATION_SECONDS {
             self.fail(
                 "call_record.duration",

@@ -2,17 +2,13 @@
 //! call, resolved when the webhook is accepted and stored with its event, so that the platform
 //! reading the log knows whom to notify without a second lookup that could see other bindings.
 //!
-//! Which numbers are operators' depends on the direction, as the contract defines it: for `in`,
-//! the receiving employee's `src_phone_ext` and the operator's `dst_phone`; for `out`, the
-//! operator's `src_phone` and the calling employee's `dst_phone_ext`; for `internal`, both
-//! `src_phone` and `dst_phone`. Older parsers (and the platform's own older example) put the
-//! operator's extension in `dst_phone` whatever the direction, so `dst_phone` is always looked
-//! up: a client's external number matches no extension.
+//! Which numbers are operators' depends on the direction, as the contract defines it (see
+//! [`Parties::operator_numbers`](crate::outcome::Parties::operator_numbers)).
 
 use std::collections::HashMap;
 
 use super::registry::Binding;
-use crate::outcome::{Direction, Outcome};
+use crate::outcome::Outcome;
 
 /// An integration's extension-to-user bindings, ready to resolve calls.
 #[derive(Debug, Default)]
@@ -32,27 +28,15 @@ impl Recipients {
     }
 
     /// The users to notify of what a parser produced, each once, in the order their operators
-    /// are named above. Taken from the event, or the call record when there is no event.
+    /// are named in [`Parties::operator_numbers`](crate::outcome::Parties::operator_numbers). Taken from the event, or the call record
+    /// when there is no event.
     pub fn of(&self, outcome: &Outcome) -> Vec<String> {
-        let call = match (&outcome.event, &outcome.call_record) {
-            (Some(event), _) => Call {
-                direction: event.direction,
-                src_phone: &event.src_phone,
-                src_phone_ext: event.src_phone_ext.as_deref(),
-                dst_phone: &event.dst_phone,
-                dst_phone_ext: event.dst_phone_ext.as_deref(),
-            },
-            (None, Some(record)) => Call {
-                direction: record.direction,
-                src_phone: &record.src_phone,
-                src_phone_ext: record.src_phone_ext.as_deref(),
-                dst_phone: &record.dst_phone,
-                dst_phone_ext: record.dst_phone_ext.as_deref(),
-            },
-            (None, None) => return Vec::new(),
-        };
         let mut users: Vec<String> = Vec::new();
-        for number in call.operator_numbers() {
+        let numbers = outcome
+            .parties()
+            .map(|parties| parties.operator_numbers())
+            .unwrap_or_default();
+        for number in numbers {
             if let Some(user) = self.user_by_extension.get(number)
                 && !users.contains(user)
             {
@@ -63,37 +47,10 @@ impl Recipients {
     }
 }
 
-/// The numbers of a call, whether an event or a call record carries them.
-struct Call<'a> {
-    direction: Direction,
-    src_phone: &'a str,
-    src_phone_ext: Option<&'a str>,
-    dst_phone: &'a str,
-    dst_phone_ext: Option<&'a str>,
-}
-
-impl<'a> Call<'a> {
-    fn operator_numbers(&self) -> Vec<&'a str> {
-        match self.direction {
-            Direction::In => [self.src_phone_ext, Some(self.dst_phone)].to_vec(),
-            Direction::Out => [
-                Some(self.src_phone),
-                self.dst_phone_ext,
-                Some(self.dst_phone),
-            ]
-            .to_vec(),
-            Direction::Internal => [Some(self.src_phone), Some(self.dst_phone)].to_vec(),
-        }
-        .into_iter()
-        .flatten()
-        .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{CallRecord, Disposition, EventType, TelephonyEvent};
+    use crate::outcome::{CallRecord, Direction, Disposition, EventType, TelephonyEvent};
 
     fn recipients() -> Recipients {
         Recipients::new(&[("101", "anna"), ("102", "boris"), ("103", "anna")].map(
