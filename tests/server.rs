@@ -577,6 +577,21 @@ fn two_tenants_may_give_their_integrations_the_same_id() {
         );
         assert!(metrics.contains(&ok), "{metrics}");
     }
+
+    // Deleting one tenant's `pbx` leaves the other's, and a `pbx` made again starts afresh.
+    let invocations = |tenant: &str| {
+        let path = format!("/tenants/{tenant}/integrations/pbx/invocations");
+        let reply = server.admin("GET", &path, Value::Null);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json().as_array().map_or(0, Vec::len)
+    };
+    let deleted = server.admin("DELETE", "/tenants/acme/integrations/pbx", Value::Null);
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let made_again = server.admin("POST", "/tenants/acme/integrations", json!({ "id": "pbx" }));
+    assert_eq!(made_again.status, 201, "{}", made_again.body);
+    assert_eq!(invocations("acme"), 0);
+    assert_eq!(invocations("rival"), 2);
+    assert_eq!(send_request_file(&server, &rival, &form_call).status, 200);
 }
 
 /// Each stored event names the users bound to its call's operators at the time, and the

@@ -682,10 +682,17 @@ impl Service {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Drops what is held in memory for an integration that no longer exists, its recent
+    /// invocations included: one created later under the same id starts without them.
     fn forget_route(&self, key: &IntegrationKey) {
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         routes.remove(key);
         self.metrics.loaded_parsers(routes.len());
+        drop(routes);
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 
