@@ -719,6 +719,23 @@ fn only_events_the_platform_has_taken_are_pruned_after_the_retention() {
     assert_eq!(feed.as_array().map(Vec::len), Some(1));
 }
 
+/// The probes answer without a token; readiness says the registry and the event log work.
+#[test]
+fn the_probes_say_live_and_ready() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let live = server.send("GET", "/healthz", None, &[], Vec::new());
+    assert_eq!(
+        (live.status, live.json()),
+        (200, json!({ "status": "live" }))
+    );
+    let ready = server.send("GET", "/readyz", None, &[], Vec::new());
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({ "status": "ready" }))
+    );
+}
+
 #[test]
 fn regenerating_the_token_retires_the_old_url() {
     let dir = data_dir();

@@ -1,4 +1,5 @@
-//! The HTTP edge: webhook ingress for providers, the admin API, and `/metrics`.
+//! The HTTP edge: webhook ingress for providers, the admin API, `/metrics`, and the probes an
+//! orchestrator asks (`/healthz`, `/readyz`).
 //!
 //! Everything here translates between HTTP and the [`Service`]; no decision about parsers,
 //! tenants or storage is made in this module.
@@ -10,6 +11,7 @@
 mod admin;
 mod body;
 mod ingress;
+mod probes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,6 +70,8 @@ fn router(state: AppState) -> Router {
             any(ingress::webhook_without_tenant),
         )
         .route("/metrics", get(admin::metrics))
+        .route("/healthz", get(probes::live))
+        .route("/readyz", get(probes::ready))
         .nest("/admin", admin::routes())
         .with_state(state)
 }

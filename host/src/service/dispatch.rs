@@ -10,7 +10,8 @@
 //! (`GET /admin/events?after=SEQ`) and remembers how far it got, so nothing acknowledged can be
 //! lost between the host and the platform.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use prometheus_client::metrics::histogram::Histogram;
@@ -60,6 +61,9 @@ struct Append {
 pub struct EventLog {
     sender: Option<mpsc::Sender<Append>>,
     writer: Option<thread::JoinHandle<()>>,
+    /// Whether the last commit failed (a full disk, a broken database): cleared by the next
+    /// one that succeeds.
+    failing: Arc<AtomicBool>,
 }
 
 impl EventLog {
@@ -72,13 +76,34 @@ impl EventLog {
                 .map_err(std::io::Error::other)?;
         }
         let (sender, receiver) = mpsc::channel();
-        let writer = thread::Builder::new()
-            .name("telehook-event-log".into())
-            .spawn(move || write_batches(conn, receiver, &commit_sizes))?;
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let failing = Arc::clone(&failing);
+            thread::Builder::new()
+                .name("telehook-event-log".into())
+                .spawn(move || write_batches(conn, receiver, &commit_sizes, &failing))?
+        };
         Ok(Self {
             sender: Some(sender),
             writer: Some(writer),
+            failing,
         })
+    }
+
+    /// Why the log cannot take events now, if it cannot: its writer has stopped, or its last
+    /// commit failed.
+    pub fn trouble(&self) -> Option<&'static str> {
+        if self
+            .writer
+            .as_ref()
+            .is_none_or(thread::JoinHandle::is_finished)
+        {
+            Some("the event log's writer has stopped")
+        } else if self.failing.load(Ordering::Relaxed) {
+            Some("the event log's last commit failed")
+        } else {
+            None
+        }
     }
 
     /// Stores an event durably; resolves to its sequence number once it is committed.
@@ -103,7 +128,12 @@ impl Drop for EventLog {
     }
 }
 
-fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>, sizes: &Histogram) {
+fn write_batches(
+    mut conn: Connection,
+    receiver: mpsc::Receiver<Append>,
+    sizes: &Histogram,
+    failing: &AtomicBool,
+) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -112,7 +142,9 @@ fn write_batches(mut conn: Connection, receiver: mpsc::Receiver<Append>, sizes: 
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &batch) {
+        let written = write_batch(&mut conn, &batch);
+        failing.store(written.is_err(), Ordering::Relaxed);
+        match written {
             Ok(seqs) => {
                 #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
                 sizes.observe(batch.len() as f64);
@@ -156,4 +188,45 @@ fn write_batch(conn: &mut Connection, batch: &[Append]) -> rusqlite::Result<Vec<
     }
     tx.commit()?;
     Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> NewEvent {
+        NewEvent {
+            tenant_id: "acme".into(),
+            integration_id: "pbx".into(),
+            version: 1,
+            received_at: "2026-11-26T00:00:00.000Z".into(),
+            event: Some("{}".into()),
+            call_record: None,
+            users: "[]".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_is_reported_until_one_succeeds() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        let log = EventLog::start(
+            Connection::open(&path).expect("opens"),
+            false,
+            Histogram::new([1.0].into_iter()),
+        )
+        .expect("starts");
+        assert_eq!(log.trouble(), None);
+
+        let refused = log.append(event()).await;
+        assert!(
+            matches!(&refused, Err(DispatchError::Storage(why)) if why.contains("no such table")),
+            "{refused:?}"
+        );
+        assert_eq!(log.trouble(), Some("the event log's last commit failed"));
+
+        crate::service::registry::Registry::open(&path).expect("creates the tables");
+        assert_eq!(log.append(event()).await.expect("stored"), 1);
+        assert_eq!(log.trouble(), None);
+    }
 }

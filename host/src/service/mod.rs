@@ -271,6 +271,15 @@ impl Service {
         &self.admin_token
     }
 
+    /// Why the service cannot take webhooks now, if it cannot: the registry does not answer,
+    /// or the event log cannot store events. What a readiness probe asks.
+    pub fn trouble(&self) -> Option<String> {
+        if let Err(err) = self.registry.ping() {
+            return Some(err.to_string());
+        }
+        self.events.trouble().map(str::to_owned)
+    }
+
     /// The metrics in Prometheus text format.
     pub fn metrics(&self) -> String {
         self.metrics.encode()

@@ -214,6 +214,11 @@ impl Registry {
         f(&mut conn)
     }
 
+    /// Fails unless the database answers a query.
+    pub fn ping(&self) -> Result<()> {
+        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
     /// Creates a tenant whose token hashes to `token_sha256`.
     pub fn create_tenant(&self, id: &str, name: &str, token_sha256: &str) -> Result<Tenant> {
         let created_at = now();
