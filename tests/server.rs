@@ -736,6 +736,55 @@ fn the_probes_say_live_and_ready() {
     );
 }
 
+/// Setting values never reach the disk in plain text, and a server given another settings key
+/// refuses to start instead of running parsers without their secrets.
+#[test]
+fn settings_are_sealed_on_disk_and_need_their_key() {
+    let secret = "hunter22-sealed-at-rest";
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    server.integration("acme", "pbx", GENERIC_JSON, json!({ "api_secret": secret }));
+    for file in ["telehook.db", "telehook.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes()),
+            "{file} holds the secret in plain text"
+        );
+    }
+    server.crash();
+
+    let key_file = dir.path().join("settings-key");
+    let key = std::fs::read_to_string(&key_file).expect("the key was written on first start");
+    std::fs::write(&key_file, "00".repeat(32)).expect("replaced");
+    let refused = Command::new(env!("CARGO_BIN_EXE_telehook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the settings key does not open the stored settings (setting `acme/pbx/api_secret`)"
+        ),
+        "{stderr}"
+    );
+
+    std::fs::write(&key_file, key).expect("restored");
+    let server = Server::start(dir.path());
+    let run = server.send(
+        "POST",
+        "/admin/tenants/acme/integrations/pbx/versions/1/test",
+        Some(&server.admin_token),
+        &[],
+        br#"{"method": "POST", "url": "/hooks/acme", "body": "{\"srcPhone\":\"1\",\"dstPhone\":\"2\"}"}"#.to_vec(),
+    );
+    assert_eq!(run.status, 200, "{}", run.body);
+}
+
 #[test]
 fn regenerating_the_token_retires_the_old_url() {
     let dir = data_dir();

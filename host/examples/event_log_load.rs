@@ -14,6 +14,7 @@ use anyhow::Result;
 use prometheus_client::metrics::histogram::Histogram;
 use telehook::service::dispatch::{EventLog, NewEvent};
 use telehook::service::registry::{self, Registry};
+use telehook::service::secrets::SettingsKey;
 
 /// The event `generic-json` makes of the benchmark's webhook, as the log stores it.
 const EVENT: &str = r#"{"type":"NOTIFY_START","direction":"IN","client_phone":"+79161234567","user_ext":"101","call_id":"abc-123"}"#;
@@ -25,7 +26,7 @@ async fn main() -> Result<()> {
     let seconds = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(4.0);
     let folder = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))?;
     let database = folder.path().join("telehook.db");
-    Registry::open(&database)?;
+    Registry::open(&database, SettingsKey::from_bytes(&[0; 32]))?;
     let log = Arc::new(EventLog::start(
         registry::connect(&database)?,
         fsync,

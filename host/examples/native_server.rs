@@ -24,6 +24,7 @@ use axum::routing::post;
 use prometheus_client::metrics::histogram::Histogram;
 use telehook::service::dispatch::{EventLog, NewEvent};
 use telehook::service::registry::{self, Registry};
+use telehook::service::secrets::SettingsKey;
 
 #[path = "../benches/native/mod.rs"]
 mod native;
@@ -53,7 +54,7 @@ async fn main() -> Result<()> {
 }
 
 fn open_event_log(database: &Path) -> Result<EventLog> {
-    Registry::open(database)?;
+    Registry::open(database, SettingsKey::from_bytes(&[0; 32]))?;
     let sizes = Histogram::new([1.0]);
     Ok(EventLog::start(registry::connect(database)?, true, sizes)?)
 }

@@ -225,7 +225,11 @@ mod tests {
         );
         assert_eq!(log.trouble(), Some("the event log's last commit failed"));
 
-        crate::service::registry::Registry::open(&path).expect("creates the tables");
+        crate::service::registry::Registry::open(
+            &path,
+            crate::service::secrets::SettingsKey::from_bytes(&[0; 32]),
+        )
+        .expect("creates the tables");
         assert_eq!(log.append(event()).await.expect("stored"), 1);
         assert_eq!(log.trouble(), None);
     }

@@ -9,6 +9,7 @@
 //! - [`lanes`]: heavy work (compilation, parsers that keep burning CPU) at the lowest priority;
 //! - [`health`]: the circuit breaker of a parser that keeps failing;
 //! - [`recipients`]: the users bound to a call's operators, who get its call card;
+//! - [`secrets`]: settings sealed at rest;
 //! - [`metrics`] and [`tokens`].
 //!
 //! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod recipients;
 pub mod registry;
+pub mod secrets;
 pub mod tokens;
 mod webhook;
 
@@ -52,6 +54,7 @@ use limits::{EffectiveLimits, IntegrationLimits};
 use metrics::Metrics;
 use recipients::Recipients;
 use registry::{Binding, Integration, IntegrationKey, Registry, RegistryError};
+use secrets::{KeySource, SettingsKey};
 
 pub use webhook::Answer;
 
@@ -142,6 +145,10 @@ pub struct ServiceConfig {
     pub max_loaded_parsers: usize,
     /// Where uploads are compiled: `telehook serve` uses a child process with a deadline.
     pub compiler: Compiler,
+    /// The file of the key settings are sealed with; `None` for `DATA_DIR/settings-key`. A
+    /// missing file gets a new key on first start. Kept apart from the data directory (a
+    /// secrets mount), it keeps a copy of the database from revealing any setting.
+    pub settings_key_file: Option<PathBuf>,
     /// How long an event the platform has confirmed taking stays in the log (for the
     /// per-integration view) before a later confirmation prunes it. Events the platform has
     /// not confirmed are kept whatever their age.
@@ -231,7 +238,23 @@ impl Service {
     pub fn open(config: ServiceConfig) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let database = config.data_dir.join("telehook.db");
-        let registry = Registry::open(&database)?;
+        let key_file = config
+            .settings_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("settings-key"));
+        let key_error = |source| OpenError::SettingsKey {
+            path: key_file.clone(),
+            source,
+        };
+        let registry = match SettingsKey::read_or_generate(&key_file).map_err(key_error)? {
+            KeySource::Read(key) => Registry::open(&database, key)?,
+            KeySource::Generated(key, bytes) => {
+                let registry = Registry::open(&database, key)?;
+                SettingsKey::write(&key_file, &bytes).map_err(key_error)?;
+                tracing::info!("generated the settings key in {}", key_file.display());
+                registry
+            }
+        };
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)?;
         let metrics = Metrics::default();
@@ -741,6 +764,14 @@ pub enum OpenError {
     /// The registry database could not be opened.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The settings key file could not be read or written.
+    #[error("the settings key file {}: {source}", path.display())]
+    SettingsKey {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// The engine could not be set up.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::limits::IntegrationLimits;
+use super::secrets::SettingsKey;
 use crate::engine::sandbox::Settings;
 
 mod schema;
@@ -37,6 +38,15 @@ pub enum RegistryError {
     /// A stored value cannot be read back.
     #[error("the registry holds an unreadable {0}")]
     Corrupt(String),
+    /// Sealing a setting failed: the operating system's random source did not answer.
+    #[error("sealing a setting failed: {0}")]
+    Sealing(#[from] std::io::Error),
+    /// The settings key does not open the settings the database holds.
+    #[error(
+        "the settings key does not open the stored settings (setting `{0}`): start with the key \
+         file they were sealed with"
+    )]
+    WrongKey(String),
     /// The database was written by a newer telehook, whose schema this one cannot read.
     #[error(
         "the registry database has schema version {found}, newer than this build's {known}: \
@@ -175,6 +185,7 @@ const PRUNE_BATCH: usize = 10_000;
 /// The registry database.
 pub struct Registry {
     conn: Mutex<Connection>,
+    key: SettingsKey,
 }
 
 /// Opens a connection with the pragmas every connection to the database needs (write-ahead
@@ -195,12 +206,28 @@ pub fn now() -> String {
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path`, bringing an older schema up to date
-    /// in one transaction: a failed migration leaves the database as it was.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// in one transaction: a failed migration leaves the database as it was. Settings are
+    /// sealed with `key`; a key that does not open the settings already stored is refused
+    /// here, before anything is served or written with it.
+    pub fn open(path: &Path, key: SettingsKey) -> Result<Self> {
         let mut conn = connect(path)?;
-        schema::migrate(&mut conn)?;
+        schema::migrate(&mut conn, &key)?;
+        let stored: Option<(String, Vec<u8>)> = conn
+            .query_row(
+                "SELECT tenant_id || '/' || integration_id || '/' || key, value
+                 FROM settings LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((context, sealed)) = stored
+            && key.open(&context, &sealed).is_none()
+        {
+            return Err(RegistryError::WrongKey(context));
+        }
         Ok(Self {
             conn: Mutex::new(conn),
+            key,
         })
     }
 
@@ -488,17 +515,27 @@ impl Registry {
         })
     }
 
-    /// An integration's settings.
+    /// An integration's settings, opened.
     pub fn settings(&self, key: &IntegrationKey) -> Result<Settings> {
-        self.with(|conn| {
+        let sealed: Vec<(String, Vec<u8>)> = self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT key, value FROM settings WHERE tenant_id = ?1 AND integration_id = ?2",
             )?;
             let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                Ok((row.get(0)?, row.get(1)?))
             })?;
-            Ok(rows.collect::<Result<Settings, _>>()?)
-        })
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        sealed
+            .into_iter()
+            .map(|(name, value)| {
+                let context = setting_context(key, &name);
+                match self.key.open(&context, &value) {
+                    Some(value) => Ok((name, value)),
+                    None => Err(RegistryError::WrongKey(context)),
+                }
+            })
+            .collect()
     }
 
     /// Sets (`Some`) or removes (`None`) settings, all in one transaction.
@@ -516,7 +553,12 @@ impl Registry {
                          VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT (tenant_id, integration_id, key)
                          DO UPDATE SET value = excluded.value",
-                        params![key.tenant_id, key.integration_id, name, value],
+                        params![
+                            key.tenant_id,
+                            key.integration_id,
+                            name,
+                            self.key.seal(&setting_context(key, name), value)?
+                        ],
                     )?,
                     None => tx.execute(
                         "DELETE FROM settings
@@ -708,6 +750,12 @@ impl Registry {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+}
+
+/// What a sealed setting is bound to: its tenant, integration and name. The same string as
+/// `tenant_id || '/' || integration_id || '/' || key` in SQL; ids never contain `/`.
+fn setting_context(integration: &IntegrationKey, name: &str) -> String {
+    format!("{integration}/{name}")
 }
 
 /// What an operation on a missing integration answers. It names the integration by its id

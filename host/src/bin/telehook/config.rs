@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// not confirmed are kept whatever their age [default: 168].
     #[arg(long, env = "TELEHOOK_EVENT_RETENTION_HOURS")]
     pub event_retention_hours: Option<u64>,
+    /// The file of the key settings are sealed with, created on first start if missing
+    /// [default: DATA_DIR/settings-key].
+    #[arg(long, env = "TELEHOOK_SETTINGS_KEY_FILE")]
+    pub settings_key_file: Option<PathBuf>,
 }
 
 /// The same settings in the configuration file.
@@ -111,6 +115,7 @@ struct FileConfig {
     compile_timeout_ms: Option<u64>,
     compile_memory_mib: Option<u64>,
     event_retention_hours: Option<u64>,
+    settings_key_file: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -129,6 +134,7 @@ pub struct ServeConfig {
     /// In bytes.
     pub compile_memory_limit: u64,
     pub event_retention: Duration,
+    pub settings_key_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -210,6 +216,7 @@ impl ServeConfig {
                 .map_or(DEFAULT_EVENT_RETENTION, |hours| {
                     Duration::from_secs(hours.saturating_mul(3600))
                 }),
+            settings_key_file: args.settings_key_file.or(file.settings_key_file),
         })
     }
 }

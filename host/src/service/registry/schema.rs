@@ -6,20 +6,30 @@
 //! integration is keyed by its tenant and its id, and every table about one integration
 //! carries both.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::{RegistryError, Result};
+use crate::service::secrets::SettingsKey;
 
 /// The schema this build writes: 0 is the first one, where integration ids were unique across
 /// tenants; 1 made them per tenant; 2 gave events the users to notify; 3 added the platform's
-/// cursor in the event log.
-pub(super) const SCHEMA_VERSION: i32 = 3;
+/// cursor in the event log; 4 sealed the settings.
+pub(super) const SCHEMA_VERSION: i32 = 4;
+
+/// One step from a schema to the next.
+enum Migration {
+    /// Statements.
+    Sql(&'static str),
+    /// Seals every setting stored in plain text (see [`crate::service::secrets`]).
+    SealSettings,
+}
 
 /// The migrations, in order: `MIGRATIONS[n]` takes schema `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
-    TENANT_SCOPED_INTEGRATIONS,
-    EVENTS_WITH_USERS,
-    PLATFORM_CURSOR,
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
+    Migration::Sql(TENANT_SCOPED_INTEGRATIONS),
+    Migration::Sql(EVENTS_WITH_USERS),
+    Migration::Sql(PLATFORM_CURSOR),
+    Migration::SealSettings,
 ];
 
 /// Schema 0, as the first builds wrote it.
@@ -181,9 +191,28 @@ CREATE TABLE platform_cursor (
 );
 ";
 
+/// Seals the values schema 3 and before stored in plain text, each bound to its setting.
+fn seal_settings(tx: &Transaction<'_>, key: &SettingsKey) -> Result<()> {
+    let plain: Vec<(String, String, String, String)> = tx
+        .prepare("SELECT tenant_id, integration_id, key, value FROM settings")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (tenant_id, integration_id, name, value) in plain {
+        let sealed = key.seal(&format!("{tenant_id}/{integration_id}/{name}"), &value)?;
+        tx.execute(
+            "UPDATE settings SET value = ?4
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND key = ?3",
+            params![tenant_id, integration_id, name, sealed],
+        )?;
+    }
+    Ok(())
+}
+
 /// Brings the database to [`SCHEMA_VERSION`], in one transaction: a failed migration leaves
 /// it as it was. A database of a newer schema is refused rather than misread.
-pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
     let found: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if found == SCHEMA_VERSION {
         return Ok(());
@@ -210,7 +239,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
             tx.execute_batch(SCHEMA_0)?;
         }
         for migration in &MIGRATIONS[from..] {
-            tx.execute_batch(migration)?;
+            match migration {
+                Migration::Sql(statements) => tx.execute_batch(statements)?,
+                Migration::SealSettings => seal_settings(&tx, key)?,
+            }
         }
         let broken: i64 =
             tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
@@ -255,6 +287,10 @@ mod tests {
             VALUES ('acme', 'pbx', 2, 't6', '{\"src_phone\":\"1\"}');
     ";
 
+    fn key() -> SettingsKey {
+        SettingsKey::from_bytes(&[1; 32])
+    }
+
     fn database_of_schema_0(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("telehook.db");
         Connection::open(&path)
@@ -266,7 +302,7 @@ mod tests {
     #[test]
     fn a_database_from_before_per_tenant_ids_keeps_everything_it_held() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let registry = Registry::open(&database_of_schema_0(dir.path())).expect("migrates");
+        let registry = Registry::open(&database_of_schema_0(dir.path()), key()).expect("migrates");
         let pbx = IntegrationKey::new("acme", "pbx");
 
         let integration = registry.integration(&pbx).expect("reads").expect("kept");
@@ -323,7 +359,28 @@ mod tests {
         );
         drop(registry);
 
-        let reopened = Registry::open(&dir.path().join("telehook.db")).expect("opens again");
+        let path = dir.path().join("telehook.db");
+        let raw: Vec<u8> = Connection::open(&path)
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT value FROM settings WHERE key = 'api_secret'",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .expect("reads the stored value");
+        assert!(
+            !raw.windows(8).any(|window| window == b"hunter22"),
+            "sealed"
+        );
+        let err = Registry::open(&path, SettingsKey::from_bytes(&[2; 32]))
+            .err()
+            .expect("another key is refused");
+        assert!(
+            matches!(&err, RegistryError::WrongKey(setting) if setting == "acme/pbx/api_secret"),
+            "{err}"
+        );
+        let reopened = Registry::open(&path, key()).expect("opens again");
         assert_eq!(reopened.versions(&pbx).expect("reads").len(), 2);
     }
 
@@ -334,7 +391,7 @@ mod tests {
         Connection::open(&path)
             .and_then(|conn| conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1))
             .expect("marked newer");
-        let Err(err) = Registry::open(&path) else {
+        let Err(err) = Registry::open(&path, key()) else {
             panic!("a newer schema was opened");
         };
         assert!(
