@@ -255,6 +255,17 @@ pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        let sealed = MIGRATIONS[from..]
+            .iter()
+            .any(|migration| matches!(migration, Migration::SealSettings));
+        if created && sealed {
+            // The plain values are still in the pages the update freed, in the database file
+            // and its write-ahead log: rewrite both without them.
+            tracing::info!("rewriting the registry without the settings it held in plain text");
+            conn.execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )?;
+        }
         if created {
             tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the registry");
         }
@@ -373,6 +384,13 @@ mod tests {
             !raw.windows(8).any(|window| window == b"hunter22"),
             "sealed"
         );
+        for file in ["telehook.db", "telehook.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(8).any(|window| window == b"hunter22"),
+                "{file} still holds the plain value"
+            );
+        }
         let err = Registry::open(&path, SettingsKey::from_bytes(&[2; 32]))
             .err()
             .expect("another key is refused");
