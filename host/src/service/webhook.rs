@@ -77,7 +77,8 @@ impl Service {
             Err(InvokeError::Instantiate(_)) => {}
             Err(err) => {
                 if route.breaker.failed(err.kind(), &err.to_string()) {
-                    tracing::error!(integration = %key,
+                    tracing::error!(
+                        integration = %key,
                         "the parser keeps failing: suspended until the cooldown ends or an admin \
                          resets it"
                     );
