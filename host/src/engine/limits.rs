@@ -36,7 +36,7 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time an invocation may run, enforced by epoch interruption at
-    /// [`EPOCH_TICK`] granularity.
+    /// `EPOCH_TICK` granularity.
     pub timeout: Duration,
     /// The longest [`Limits::timeout`] one integration may be given.
     pub timeout_cap: Duration,

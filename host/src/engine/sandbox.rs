@@ -1,12 +1,12 @@
 //! What a parser can reach, and nothing more.
 //!
-//! Each invocation gets a fresh [`Sandbox`]: the integration's settings (read-only) and a
+//! Each invocation gets a fresh `Sandbox`: the integration's settings (read-only) and a
 //! bounded log. A parser built with the SDK for `wasm32-unknown-unknown` imports nothing else.
 //! One built for `wasm32-wasip2` also gets the few WASI interfaces Rust's standard library
 //! imports there even when the parser never prints: an empty environment, no arguments, no
 //! stdin, stdout and stderr captured into bounded buffers, and random bytes for hash-map seeds;
 //! that context is made on the first WASI call only. Files, sockets, HTTP and clocks are never
-//! linked, and [`import_policy`] names the reason when a component asks for them, so that a
+//! linked, and `import_policy` names the reason when a component asks for them, so that a
 //! parser's outcome depends only on its request and settings.
 
 use std::collections::BTreeMap;

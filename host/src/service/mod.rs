@@ -12,7 +12,7 @@
 //! - [`secrets`]: settings sealed at rest;
 //! - [`metrics`] and [`tokens`].
 //!
-//! Each integration's active parser is kept in memory as a [`Route`]; a change (activation,
+//! Each integration's active parser is kept in memory as a `Route`; a change (activation,
 //! settings, a new token) builds a new route and swaps it in, so requests in flight finish on
 //! the version they started with and the next ones use the new one.
 

@@ -683,7 +683,7 @@ impl Registry {
     }
 
     /// Records that the platform has durably taken every event up to `seq` (a lower `seq`
-    /// than already confirmed changes nothing), then prunes up to [`PRUNE_BATCH`] of the
+    /// than already confirmed changes nothing), then prunes up to `PRUNE_BATCH` (10,000) of the
     /// events it has taken that were received before `prune_before` (RFC 3339, as
     /// `received_at`). Events the platform has not confirmed are never pruned.
     pub fn confirm_consumed(&self, seq: i64, prune_before: &str) -> Result<Consumption> {
