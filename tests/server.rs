@@ -893,6 +893,47 @@ fn a_component_that_compiles_too_long_is_stopped_and_refused() {
 /// The compiler process's memory is capped: a component whose compilation needs more is refused
 /// as soon as the compiler hits the cap, saying so, and a parser compiles and works under the
 /// same cap.
+/// A tenant has one upload in flight at a time: a second one is refused `429` while the first
+/// compiles, and another tenant's upload goes through meanwhile.
+#[test]
+fn a_tenant_uploads_one_component_at_a_time() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &["--compile-timeout-ms", "4000"]);
+    server.tenant("acme");
+    server.tenant("rival");
+    for (tenant, integration) in [("acme", "pbx"), ("acme", "other"), ("rival", "pbx")] {
+        let path = format!("/tenants/{tenant}/integrations");
+        let created = server.admin("POST", &path, json!({ "id": integration }));
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let good = || std::fs::read(GENERIC_JSON).expect("built");
+    std::thread::scope(|scope| {
+        let bomb = scope.spawn(|| {
+            server.upload(
+                "acme",
+                "pbx",
+                telehook_generated_components::slow_to_compile(256 << 10),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let second = server.upload("acme", "other", good());
+        assert_eq!(second.status, 429, "{}", second.body);
+        assert!(
+            second
+                .body
+                .contains("tenant `acme` has an upload in flight already"),
+            "{}",
+            second.body
+        );
+        let other_tenant = server.upload("rival", "pbx", good());
+        assert_eq!(other_tenant.status, 201, "{}", other_tenant.body);
+        let bomb = bomb.join().expect("the upload finishes");
+        assert_eq!(bomb.status, 422, "{}", bomb.body);
+    });
+    let after = server.upload("acme", "other", good());
+    assert_eq!(after.status, 201, "{}", after.body);
+}
+
 #[test]
 fn a_component_that_needs_too_much_memory_to_compile_is_refused() {
     let dir = data_dir();

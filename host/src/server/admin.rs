@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{ApiError, read};
+use super::body::{ApiError, discard, read};
 use crate::request::WebhookRequest;
 use crate::service::limits::IntegrationLimits;
 use crate::service::registry::{Binding, Integration};
@@ -94,6 +94,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Component(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -320,10 +321,17 @@ async fn upload_version(
     body: Body,
 ) -> ApiResult {
     let limit = state.service.limits().component_bytes;
+    let turn = match state.service.upload_turn(&integration.tenant_id) {
+        Ok(turn) => turn,
+        Err(busy) => {
+            discard(body, limit, state.limits.body_timeout).await;
+            return Err(busy.into());
+        }
+    };
     let bytes = read(&headers, body, limit, state.limits.body_timeout).await?;
     let version = state
         .service
-        .upload_version(&integration.key(), bytes.to_vec())
+        .upload_version(&integration.key(), bytes.to_vec(), turn)
         .await?;
     created(json!({
         "version": version.version,

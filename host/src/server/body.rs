@@ -64,3 +64,20 @@ pub async fn read(
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
+
+/// Reads a body to its end without keeping it, so that a request refused before its body was
+/// needed is answered to a client that has finished writing it. Gives up past `max_bytes` or
+/// `timeout`: the connection then closes after the answer.
+pub async fn discard(body: Body, max_bytes: usize, timeout: Duration) {
+    let drain = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+            if seen > max_bytes {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}

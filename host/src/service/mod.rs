@@ -10,6 +10,7 @@
 //! - [`health`]: the circuit breaker of a parser that keeps failing;
 //! - [`recipients`]: the users bound to a call's operators, who get its call card;
 //! - [`secrets`]: settings sealed at rest;
+//! - [`uploads`]: one upload per tenant at a time;
 //! - [`metrics`] and [`tokens`].
 //!
 //! Each integration's active parser is kept in memory as a `Route`; a change (activation,
@@ -28,6 +29,7 @@ pub mod recipients;
 pub mod registry;
 pub mod secrets;
 pub mod tokens;
+pub mod uploads;
 mod webhook;
 
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +57,7 @@ use metrics::Metrics;
 use recipients::Recipients;
 use registry::{Binding, Integration, IntegrationKey, Registry, RegistryError};
 use secrets::{KeySource, SettingsKey};
+use uploads::{UploadTurn, UploadTurns};
 
 pub use webhook::Answer;
 
@@ -86,6 +89,9 @@ pub enum ServiceError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The caller has as much in flight as it may; it may retry once that is done.
+    #[error("{0}")]
+    Busy(String),
     /// An uploaded component failed the check.
     #[error("the component was refused: {0}")]
     Component(#[from] LoadError),
@@ -224,6 +230,7 @@ pub struct Service {
     admission: AdmissionLimits,
     breaker: BreakerConfig,
     compilations: tokio::sync::Semaphore,
+    upload_turns: UploadTurns,
     compiler: Compiler,
     /// Where the compiler's input and output files live while it runs.
     scratch: PathBuf,
@@ -276,6 +283,7 @@ impl Service {
             admission: config.admission,
             breaker: config.breaker,
             compilations: tokio::sync::Semaphore::new(1),
+            upload_turns: UploadTurns::default(),
             compiler: config.compiler,
             scratch,
             max_loaded_parsers: config.max_loaded_parsers.max(1),
@@ -359,11 +367,24 @@ impl Service {
         )
     }
 
-    /// Checks and stores a new parser version; it is not active until activated.
+    /// `tenant_id`'s turn to upload a component, to take before reading it: refused while the
+    /// tenant has another upload in flight (see [`uploads`]).
+    pub fn upload_turn(&self, tenant_id: &str) -> Result<UploadTurn, ServiceError> {
+        self.upload_turns.take(tenant_id).ok_or_else(|| {
+            ServiceError::Busy(format!(
+                "tenant `{tenant_id}` has an upload in flight already; send the next one once \
+                 it is answered"
+            ))
+        })
+    }
+
+    /// Checks and stores a new parser version, in the tenant's upload turn; it is not active
+    /// until activated.
     pub async fn upload_version(
         self: &Arc<Self>,
         key: &IntegrationKey,
         bytes: Vec<u8>,
+        _turn: UploadTurn,
     ) -> Result<registry::Version, ServiceError> {
         // Compiling is the heaviest thing a tenant can ask for: one upload at a time, at the
         // lowest CPU priority (the background lane, or the compiler process, see `compiler`), so
