@@ -758,19 +758,28 @@ fn settings_are_sealed_on_disk_and_need_their_key() {
 
     let key_file = dir.path().join("settings-key");
     let key = std::fs::read_to_string(&key_file).expect("the key was written on first start");
+    let refused_to_start = || {
+        let refused = Command::new(env!("CARGO_BIN_EXE_telehook"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(!refused.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(
+                "the settings key does not open the stored settings (setting `acme/pbx/api_secret`)"
+            ),
+            "{stderr}"
+        );
+    };
     std::fs::write(&key_file, "00".repeat(32)).expect("replaced");
-    let refused = Command::new(env!("CARGO_BIN_EXE_telehook"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{stderr}");
+    refused_to_start();
+    std::fs::remove_file(&key_file).expect("removed");
+    refused_to_start();
     assert!(
-        stderr.contains(
-            "the settings key does not open the stored settings (setting `acme/pbx/api_secret`)"
-        ),
-        "{stderr}"
+        !key_file.exists(),
+        "a new key that opens nothing is not left where the lost one belongs"
     );
 
     std::fs::write(&key_file, key).expect("restored");

@@ -256,10 +256,20 @@ impl Service {
         let registry = match SettingsKey::read_or_generate(&key_file).map_err(key_error)? {
             KeySource::Read(key) => Registry::open(&database, key)?,
             KeySource::Generated(key, bytes) => {
-                let registry = Registry::open(&database, key)?;
+                // Written before anything is sealed with it, so that no setting ever depends on
+                // a key held only in memory; taken back if the database refuses it (its
+                // settings were sealed with a key that went missing).
                 SettingsKey::write(&key_file, &bytes).map_err(key_error)?;
-                tracing::info!("generated the settings key in {}", key_file.display());
-                registry
+                match Registry::open(&database, key) {
+                    Ok(registry) => {
+                        tracing::info!("generated the settings key in {}", key_file.display());
+                        registry
+                    }
+                    Err(err) => {
+                        let _ = std::fs::remove_file(&key_file);
+                        return Err(err.into());
+                    }
+                }
             }
         };
         let scratch = config.data_dir.join("tmp");

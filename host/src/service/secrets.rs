@@ -29,7 +29,7 @@ impl std::fmt::Debug for SettingsKey {
 pub enum KeySource {
     /// Read from its file.
     Read(SettingsKey),
-    /// Made now: [`SettingsKey::write`] it once it is known to fit the database.
+    /// Made now: [`SettingsKey::write`] it before the database uses it.
     Generated(SettingsKey, [u8; 32]),
 }
 
@@ -42,8 +42,9 @@ impl SettingsKey {
     }
 
     /// Reads the key in `path` (64 hex digits), or makes a new random one if there is no file.
-    /// A new key is not written here: the caller writes it once the database accepts it, so
-    /// that a lost key file is never silently replaced while sealed settings wait for it.
+    /// A new key is not written here: the caller writes it before the database seals anything
+    /// with it, and takes it back if the database holds settings it does not open, so that a
+    /// lost key file is never silently replaced.
     pub fn read_or_generate(path: &Path) -> io::Result<KeySource> {
         match std::fs::read_to_string(path) {
             Ok(text) => {

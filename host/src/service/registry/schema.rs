@@ -225,7 +225,7 @@ pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
     }
     let from = usize::try_from(found)
         .map_err(|_| RegistryError::Corrupt(format!("schema version {found}")))?;
-    let created: bool = conn.query_row(
+    let existed: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'tenants')",
         [],
         |row| row.get(0),
@@ -235,7 +235,7 @@ pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = (|| -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !created {
+        if !existed {
             tx.execute_batch(SCHEMA_0)?;
         }
         for migration in &MIGRATIONS[from..] {
@@ -258,7 +258,7 @@ pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
         let sealed = MIGRATIONS[from..]
             .iter()
             .any(|migration| matches!(migration, Migration::SealSettings));
-        if created && sealed {
+        if existed && sealed {
             // The plain values are still in the pages the update freed, in the database file
             // and its write-ahead log: rewrite both without them.
             tracing::info!("rewriting the registry without the settings it held in plain text");
@@ -266,7 +266,7 @@ pub(super) fn migrate(conn: &mut Connection, key: &SettingsKey) -> Result<()> {
                 "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
             )?;
         }
-        if created {
+        if existed {
             tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the registry");
         }
         Ok(())
