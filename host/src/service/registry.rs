@@ -212,18 +212,22 @@ impl Registry {
     pub fn open(path: &Path, key: SettingsKey) -> Result<Self> {
         let mut conn = connect(path)?;
         schema::migrate(&mut conn, &key)?;
-        let stored: Option<(String, Vec<u8>)> = conn
+        let stored: Option<(IntegrationKey, String, Vec<u8>)> = conn
             .query_row(
-                "SELECT tenant_id || '/' || integration_id || '/' || key, value
-                 FROM settings LIMIT 1",
+                "SELECT tenant_id, integration_id, key, value FROM settings LIMIT 1",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    let integration =
+                        IntegrationKey::new(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
+                    Ok((integration, row.get(2)?, row.get(3)?))
+                },
             )
             .optional()?;
-        if let Some((context, sealed)) = stored
-            && key.open(&context, &sealed).is_none()
-        {
-            return Err(RegistryError::WrongKey(context));
+        if let Some((integration, name, sealed)) = stored {
+            let context = setting_context(&integration, &name);
+            if key.open(&context, &sealed).is_none() {
+                return Err(RegistryError::WrongKey(context));
+            }
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -752,8 +756,8 @@ impl Registry {
     }
 }
 
-/// What a sealed setting is bound to: its tenant, integration and name. The same string as
-/// `tenant_id || '/' || integration_id || '/' || key` in SQL; ids never contain `/`.
+/// What a sealed setting is bound to: its tenant, integration and name (ids never contain
+/// `/`). Sealing, opening and the migration that seals older values all use this one form.
 fn setting_context(integration: &IntegrationKey, name: &str) -> String {
     format!("{integration}/{name}")
 }

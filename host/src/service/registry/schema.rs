@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::{RegistryError, Result};
+use super::{IntegrationKey, RegistryError, Result, setting_context};
 use crate::service::secrets::SettingsKey;
 
 /// The schema this build writes: 0 is the first one, where integration ids were unique across
@@ -200,7 +200,8 @@ fn seal_settings(tx: &Transaction<'_>, key: &SettingsKey) -> Result<()> {
         })?
         .collect::<Result<_, _>>()?;
     for (tenant_id, integration_id, name, value) in plain {
-        let sealed = key.seal(&format!("{tenant_id}/{integration_id}/{name}"), &value)?;
+        let context = setting_context(&IntegrationKey::new(&tenant_id, &integration_id), &name);
+        let sealed = key.seal(&context, &value)?;
         tx.execute(
             "UPDATE settings SET value = ?4
              WHERE tenant_id = ?1 AND integration_id = ?2 AND key = ?3",
