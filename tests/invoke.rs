@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use telehook::engine::invoke::Stage;
+use telehook::invoke::Stage;
 use telehook::outcome::{Direction, EventType};
 use telehook::{InvokeError, Limits, Parser, Runtime, Settings, WebhookRequest};
 use telehook_test_artifacts::{HOSTILE, HOSTILE_WASIP2};

@@ -28,6 +28,9 @@ const GUEST_DIRS: &[&str] = &["examples", "tests/guests"];
 struct Guest {
     name: String,
     targets: Vec<String>,
+    /// The manifest of a guest that is a workspace of its own (one that cannot be built for
+    /// the host, so stays out of the host's workspace); `None` for a member of ours.
+    own_workspace: Option<PathBuf>,
 }
 
 fn main() {
@@ -54,11 +57,14 @@ fn main() {
     let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for guest in &guests {
         for target in &guest.targets {
-            by_target.entry(target).or_default().push(&guest.name);
+            match &guest.own_workspace {
+                Some(manifest) => build(&workspace, &target_dir, target, Crates::Own(manifest)),
+                None => by_target.entry(target).or_default().push(&guest.name),
+            }
         }
     }
     for (target, names) in &by_target {
-        build(&workspace, &target_dir, target, names);
+        build(&workspace, &target_dir, target, Crates::Members(names));
     }
 
     let components = target_dir.join("components");
@@ -113,16 +119,32 @@ fn main() {
     fs::write(generated.join("guests.rs"), code).expect("OUT_DIR is writable");
 }
 
-/// Builds these guest crates for one target.
-fn build(workspace: &Path, target_dir: &Path, target: &str, names: &[&str]) {
+/// Which guest crates one nested build makes.
+enum Crates<'a> {
+    /// These members of the host's workspace.
+    Members(&'a [&'a str]),
+    /// The guest whose manifest is its own workspace.
+    Own(&'a Path),
+}
+
+/// Builds guest crates for one target. The nested cargo runs in the workspace's root either
+/// way, so that `.cargo/config.toml` (the guests' stack size) applies to every guest.
+fn build(workspace: &Path, target_dir: &Path, target: &str, crates: Crates<'_>) {
     let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(workspace)
         .args(["build", "--quiet", "--target", target, "--profile", PROFILE])
         .arg("--target-dir")
         .arg(target_dir);
-    for name in names {
-        cargo.args(["--package", name]);
+    match crates {
+        Crates::Members(names) => {
+            for name in names {
+                cargo.args(["--package", name]);
+            }
+        }
+        Crates::Own(manifest) => {
+            cargo.arg("--manifest-path").arg(manifest);
+        }
     }
     // The outer build's flags and wrappers (coverage, clippy) are for the host, not the guests.
     for var in [
@@ -171,21 +193,30 @@ fn guests_in(dir: &Path) -> Vec<Guest> {
         .expect("the guest folder exists")
         .filter_map(Result::ok)
         .filter(|entry| entry.path().join("Cargo.toml").exists())
-        .map(|entry| Guest {
-            name: entry.file_name().to_string_lossy().into_owned(),
-            targets: targets_of(&entry.path().join("Cargo.toml")),
+        .map(|entry| {
+            let manifest = read_manifest(&entry.path().join("Cargo.toml"));
+            Guest {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                targets: targets_of(&manifest),
+                own_workspace: manifest
+                    .contains_key("workspace")
+                    .then(|| entry.path().join("Cargo.toml")),
+            }
         })
         .collect();
     guests.sort_by(|a, b| a.name.cmp(&b.name));
     guests
 }
 
+/// A guest's `Cargo.toml`, parsed.
+fn read_manifest(path: &Path) -> toml::Table {
+    let text = fs::read_to_string(path).expect("the manifest is readable");
+    text.parse()
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
 /// `package.metadata.telehook.targets` of a manifest, or the default target.
-fn targets_of(manifest: &Path) -> Vec<String> {
-    let text = fs::read_to_string(manifest).expect("the manifest is readable");
-    let manifest: toml::Table = text
-        .parse()
-        .unwrap_or_else(|err| panic!("{}: {err}", manifest.display()));
+fn targets_of(manifest: &toml::Table) -> Vec<String> {
     let targets = manifest
         .get("package")
         .and_then(|package| package.get("metadata"))

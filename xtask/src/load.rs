@@ -1,7 +1,7 @@
 //! The end-to-end benchmark of `cargo xtask bench`: the same ~80-byte JSON webhook, over HTTP on
 //! loopback, to five servers one after another:
 //!
-//! - the native baseline (`host/examples/native_server.rs`): the `generic-json` parse compiled
+//! - the native baseline (`crates/server/examples/native_server.rs`): the `generic-json` parse compiled
 //!   into a server on the same HTTP stack, no sandbox, no event log;
 //! - the same native server committing each event to telehook's event log (fsynced, group
 //!   commit) before answering: the same server with the parser compiled in;

@@ -91,7 +91,7 @@ fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     run(Command::new(cargo()).current_dir(root).args([
         "build",
         "--package",
-        "telehook",
+        "telehook-cli",
         "--profile",
         profile,
     ]))?;
@@ -125,7 +125,13 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
         for fsync in [&[][..], &["--no-fsync"]] {
             run(Command::new(cargo())
                 .current_dir(root)
-                .args(["run", "--quiet", "--release", "--package", "telehook"])
+                .args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "--package",
+                    "telehook-server",
+                ])
                 .args(["--example", "event_log_load", "--"])
                 .args(fsync))?;
         }
@@ -134,9 +140,11 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
         "build",
         "--release",
         "--package",
-        "telehook",
+        "telehook-cli",
         "--bin",
         "telehook",
+        "--package",
+        "telehook-server",
         "--example",
         "native_server",
     ]))?;
@@ -170,7 +178,7 @@ fn demo(root: &Path) -> Result<()> {
     let components = build_guests(root)?;
     run(Command::new(cargo())
         .current_dir(root)
-        .args(["build", "--package", "telehook"]))?;
+        .args(["build", "--package", "telehook-cli"]))?;
 
     let data_dir = root.join("target/demo-data");
     if data_dir.exists() {

@@ -1,0 +1,300 @@
+//! `telehook`: the webhook server, and the tenant's development loop for parsers. The
+//! command is a crate of its own so that the engine (`telehook`) and the server
+//! (`telehook-server`) stay libraries an embedder takes without it.
+//!
+//! - `telehook serve`: the multi-tenant webhook server with its admin API;
+//! - `telehook check PARSER.wasm`: does this component fit the contract?
+//! - `telehook run --module PARSER.wasm --request REQUEST.json [--setting KEY=VALUE]...`: run
+//!   the parser on one request and print the validated outcome as JSON.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser as _, Subcommand};
+use telehook::{
+    InvocationLog, InvokeError, Limits, LoadError, LogLevel, Parser, Runtime, WebhookRequest,
+};
+use telehook_server::compiler::{Compiler, INVALID_COMPONENT_EXIT};
+use telehook_server::http;
+use telehook_server::{Service, ServiceConfig};
+use tokio::net::TcpListener;
+
+/// mimalloc instead of the system allocator: each webhook allocates and frees many small
+/// buffers across the runtime's threads, and glibc's arenas spent about a tenth of the server's
+/// time in them at 64 connections (BENCHMARKS.md, step 8).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit codes, so that scripts can tell a broken setup from a parser's verdict.
+mod exit {
+    /// telehook could not do the job: unreadable files, a component that fails the check.
+    pub const FAILED: u8 = 1;
+    /// The parser refused the request (its own `parse-error`).
+    pub const REJECTED: u8 = 3;
+    /// The parser crashed, or hit a time or memory limit.
+    pub const CRASHED: u8 = 4;
+    /// The parser returned a result that breaks the contract's rules.
+    pub const INVALID: u8 = 5;
+}
+
+/// Runs tenant-written WebAssembly parsers for telephony webhooks.
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve webhooks and the admin API.
+    Serve(Box<config::ServeArgs>),
+    /// Check that a component implements the parser contract and imports nothing forbidden.
+    Check {
+        /// The parser component (.wasm).
+        module: PathBuf,
+    },
+    /// Compile a component into an artifact for this host, without the contract checks (the
+    /// server runs this for each upload, in a child process it stops after a deadline).
+    Compile {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Where to write the artifact.
+        #[arg(long)]
+        output: PathBuf,
+        /// Run at the lowest CPU priority, on what other work leaves over.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Make a parser built for `wasm32-unknown-unknown` (a core module) a component, ready for
+    /// `check`, `run` and upload.
+    Componentize {
+        /// The core module (.wasm) that `cargo build --target wasm32-unknown-unknown` made.
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Run a parser on one request and print the validated outcome as JSON.
+    Run {
+        /// The parser component (.wasm).
+        #[arg(long)]
+        module: PathBuf,
+        /// The request: {"method", "url", "headers": {...}, "body" | "body_base64"}.
+        #[arg(long)]
+        request: PathBuf,
+        /// An integration setting the parser can read, e.g. `api_secret=...`.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs what it does; `check` and `run` print failures themselves, and the
+    // library's warnings would repeat them.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TELEHOOK_LOG")
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve(args) => {
+            let config = config::ServeConfig::resolve(*args)?;
+            tokio::runtime::Runtime::new()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { module } => {
+            load(&Runtime::new(Limits::default())?, &module)?;
+            println!("{}: fits the parser contract", module.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Componentize { module, output } => {
+            let bytes = std::fs::read(&module)
+                .with_context(|| format!("cannot read {}", module.display()))?;
+            // The contract's types travel in the module's `component-type` custom section,
+            // which wit-bindgen (the SDK) put there.
+            let component = wit_component::ComponentEncoder::default()
+                .module(&bytes)
+                .and_then(|encoder| encoder.validate(true).encode())
+                .with_context(|| {
+                    format!(
+                        "{} is not a core module built against the parser contract",
+                        module.display()
+                    )
+                })?;
+            std::fs::write(&output, component)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!("{}: written", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compile {
+            component,
+            output,
+            background,
+        } => {
+            if background {
+                telehook_server::lanes::lower_priority();
+            }
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            // The server checked the size against its own limit before asking. No instance pool:
+            // its stacks alone map 2 GiB, beyond the memory limit the server sets for this child.
+            let runtime = Runtime::compiler(Limits {
+                component_bytes: usize::MAX,
+                ..Limits::default()
+            })?;
+            match runtime.precompile(&bytes) {
+                Ok(artifact) => {
+                    std::fs::write(&output, artifact)
+                        .with_context(|| format!("cannot write {}", output.display()))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(LoadError::Invalid(reason)) => {
+                    eprintln!("{reason}");
+                    Ok(ExitCode::from(INVALID_COMPONENT_EXIT))
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
+        Command::Run {
+            module,
+            request,
+            settings,
+        } => {
+            let parser = load(&Runtime::new(Limits::default())?, &module)?;
+            let json = std::fs::read_to_string(&request)
+                .with_context(|| format!("cannot read {}", request.display()))?;
+            let request = WebhookRequest::from_json(&json)
+                .with_context(|| format!("in {}", request.display()))?;
+            let invocation = parser.invoke(&request, Arc::new(settings.into_iter().collect()));
+            print_log(&invocation.log);
+            match invocation.result {
+                Ok(outcome) => {
+                    println!("{}", serde_json::to_string_pretty(&outcome)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    Ok(ExitCode::from(exit_code(&err)))
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: config::ServeConfig) -> Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let url = http::local_url(&listener)?;
+    let first_start = !config.data_dir.join("admin-token").exists();
+    let service = Service::open(ServiceConfig {
+        data_dir: config.data_dir.clone(),
+        public_url: config.public_url.unwrap_or_else(|| url.clone()),
+        limits: config.limits,
+        admission: config.admission,
+        breaker: config.breaker,
+        fsync_events: config.fsync_events,
+        max_loaded_parsers: config.max_loaded_parsers,
+        event_retention: config.event_retention,
+        settings_key_file: config.settings_key_file,
+        compiler: Compiler::Subprocess {
+            program: std::env::current_exe().context("cannot find the telehook binary")?,
+            timeout: config.compile_timeout,
+            memory_limit: config.compile_memory_limit,
+        },
+    })
+    .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
+    println!("telehook listening on {url}");
+    println!("data directory: {}", config.data_dir.display());
+    if first_start {
+        println!(
+            "admin token (also in the data directory): {}",
+            service.admin_token()
+        );
+    }
+    http::serve(listener, Arc::new(service), config.http, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+fn load(runtime: &Runtime, path: &Path) -> Result<Parser> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    runtime
+        .load(&bytes)
+        .with_context(|| format!("{} is not a usable parser", path.display()))
+}
+
+fn exit_code(err: &InvokeError) -> u8 {
+    match err {
+        InvokeError::Rejected { .. } => exit::REJECTED,
+        InvokeError::Invalid(_) => exit::INVALID,
+        _ => exit::CRASHED,
+    }
+}
+
+/// The parser's own log goes to stderr, so that stdout stays the outcome's JSON.
+fn print_log(log: &InvocationLog) {
+    for line in &log.lines {
+        let level = match line.level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        eprintln!("parser {level}: {}", line.message);
+    }
+    if log.dropped > 0 {
+        eprintln!("parser log: {} more lines dropped", log.dropped);
+    }
+}
+
+fn parse_setting(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => bail!("expected KEY=VALUE, got `{text}`"),
+    }
+}

@@ -1,0 +1,198 @@
+//! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
+//! the same parse done natively (serde_json into the same shape, then the same validation);
+//! then its tail latency (criterion reports medians, the target is also on the p99); then the
+//! invocation stage by stage; then one documented sample of every example parser, to see what a
+//! parser's own work adds.
+//!
+//! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use telehook::invoke::Stage;
+use telehook::outcome::Outcome;
+use telehook::{Limits, Parser, Runtime, Settings, WebhookRequest};
+
+mod native;
+
+/// The ~80-byte body of PERF-NOTES.md, so that the figures compare.
+const BODY: &str =
+    r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
+
+/// What the `generic-json` guest does, compiled into the host.
+fn native_parse(request: &WebhookRequest) -> Outcome {
+    native::parse(&request.body).expect("the benchmark body is valid")
+}
+
+/// Invocations timed one by one for the tail latency.
+const TAIL_SAMPLES: usize = 100_000;
+
+/// The two builds of `generic-json`: as the SDK recommends (no WASI imports), and for
+/// `wasm32-wasip2`, whose standard library imports WASI.
+const BUILDS: [(&str, &str); 2] = [
+    ("wasm", telehook_test_artifacts::GENERIC_JSON),
+    (
+        "wasm32-wasip2 build",
+        telehook_test_artifacts::GENERIC_JSON_WASIP2,
+    ),
+];
+
+/// The benchmark webhook: [`BODY`] posted as JSON.
+fn benchmark_request() -> WebhookRequest {
+    WebhookRequest::new(
+        "POST",
+        "/hooks/generic-json",
+        [("content-type".to_owned(), "application/json".to_owned())],
+        BODY.as_bytes().to_vec(),
+    )
+}
+
+/// A `generic-json` build, checked against the native baseline on `request` with empty
+/// settings: the two must agree before they are compared.
+fn generic_json(component: &str, request: &WebhookRequest) -> Parser {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let bytes = std::fs::read(component).expect("built by the setup");
+    let parser = runtime
+        .load(&bytes)
+        .expect("generic-json fits the contract");
+    assert_eq!(
+        parser
+            .invoke(request, Arc::new(Settings::new()))
+            .result
+            .ok(),
+        Some(native_parse(request)),
+        "the guest and the native baseline must agree before they are compared"
+    );
+    parser
+}
+
+fn invocation(c: &mut Criterion) {
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
+    let mut group = c.benchmark_group("generic-json");
+    for (build, component) in BUILDS {
+        let parser = generic_json(component, &request);
+        group.bench_function(format!("{build} fresh instance + call + validate"), |b| {
+            b.iter(|| {
+                let invocation = parser.invoke(black_box(&request), settings.clone());
+                black_box(invocation.result.is_ok())
+            });
+        });
+    }
+    group.bench_function("native parse + validate", |b| {
+        b.iter(|| black_box(native_parse(black_box(&request))));
+    });
+    group.finish();
+}
+
+/// Times [`TAIL_SAMPLES`] invocations one by one, wasm and native, and prints their
+/// percentiles (each timing adds the ~20 ns of reading the clock twice).
+fn tail_latency(_: &mut Criterion) {
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
+    let mut runs = Vec::new();
+    for (build, component) in BUILDS {
+        let parser = generic_json(component, &request);
+        let times = time_each(|| {
+            parser
+                .invoke(black_box(&request), settings.clone())
+                .result
+                .is_ok()
+        });
+        runs.push((format!("{build} fresh instance + call + validate"), times));
+    }
+    runs.push((
+        "native".to_owned(),
+        time_each(|| native_parse(black_box(&request)).event.is_some()),
+    ));
+    for (name, mut times) in runs {
+        times.sort_unstable();
+        let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+        println!(
+            "generic-json/{name}: {TAIL_SAMPLES} single invocations: p50 {:.2} µs, p99 {:.2} µs, \
+             p99.9 {:.2} µs, max {:.2} µs",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            at(1.0)
+        );
+    }
+}
+
+fn time_each(mut call: impl FnMut() -> bool) -> Vec<Duration> {
+    (0..TAIL_SAMPLES)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(call());
+            started.elapsed()
+        })
+        .collect()
+}
+
+/// The invocation up to each stage, dropping the store each time: a stage costs the difference
+/// to the one before it (creating and dropping an empty store is the first).
+fn stages(c: &mut Criterion) {
+    let request = benchmark_request();
+    let settings = Arc::new(Settings::new());
+    let parser = generic_json(telehook_test_artifacts::GENERIC_JSON, &request);
+    let mut group = c.benchmark_group("generic-json up to");
+    for stage in [
+        Stage::Store,
+        Stage::Instantiate,
+        Stage::Call,
+        Stage::Validate,
+    ] {
+        assert!(parser.invoke_until(stage, &request, settings.clone()));
+        group.bench_function(format!("{stage:?}"), |b| {
+            b.iter(|| black_box(parser.invoke_until(stage, black_box(&request), settings.clone())));
+        });
+    }
+    group.finish();
+}
+
+/// A sample of an example: its request file and the settings it was made with.
+fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
+    let samples = telehook_test_artifacts::example_dir(example).join("samples");
+    let text = std::fs::read_to_string(samples.join(format!("{name}.request.json")))
+        .expect("the sample exists");
+    let request = WebhookRequest::from_json(&text).expect("samples are valid request files");
+    let mut settings = Settings::new();
+    if let Ok(text) = std::fs::read_to_string(samples.join("settings.json")) {
+        let values: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).expect("settings.json maps keys to strings");
+        for (key, value) in values {
+            settings.insert(key, value);
+        }
+    }
+    (request, settings)
+}
+
+fn every_example(c: &mut Criterion) {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let mut group = c.benchmark_group("examples");
+    for (example, name) in [
+        ("generic-json", "incoming-call"),
+        ("gravitel", "history-incoming-recorded"),
+        ("zadarma", "notify-end-recorded"),
+        ("zadarma", "zd-echo"),
+    ] {
+        let bytes = std::fs::read(telehook_test_artifacts::component(example)).expect("built");
+        let parser = runtime.load(&bytes).expect("examples fit the contract");
+        let (request, settings) = sample(example, name);
+        let settings = Arc::new(settings);
+        let first = parser.invoke(&request, settings.clone()).result;
+        assert!(first.is_ok(), "{example}/{name}: {first:?}");
+        group.bench_function(format!("{example}/{name}"), |b| {
+            b.iter(|| {
+                let invocation = parser.invoke(black_box(&request), settings.clone());
+                black_box(invocation.result.is_ok())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, invocation, tail_latency, stages, every_example);
+criterion_main!(benches);

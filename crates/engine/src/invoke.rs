@@ -1,0 +1,214 @@
+//! Running one request through a parser: a fresh instance, hard limits, a validated outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Instance, TypedFunc};
+use wasmtime::{Store, Trap};
+
+use crate::contract::{self, telehook::parser::types as wit};
+use crate::error::InvokeError;
+use crate::log::InvocationLog;
+use crate::outcome::Outcome;
+use crate::parser::Parser;
+use crate::request::WebhookRequest;
+use crate::sandbox::{Sandbox, Settings};
+use crate::validate::validate;
+
+/// The contract's one export, as the generated bindings type it.
+type ParseFunction<'a> =
+    TypedFunc<(&'a wit::Request,), (Result<wit::ParseResult, wit::ParseError>,)>;
+
+/// The stages of an invocation, for [`Parser::invoke_until`]; each includes the ones before it
+/// and dropping the store.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A store with the sandbox, limits and deadline.
+    Store,
+    /// A fresh instance of the parser.
+    Instantiate,
+    /// The call, the request lowered into the instance and the result lifted out.
+    Call,
+    /// Validation of the result: everything [`Parser::invoke`] does but keeping the log.
+    Validate,
+}
+
+/// What one invocation produced: the validated outcome or the reason there is none, with the
+/// parser's log either way (admins need it most when something failed).
+#[derive(Debug)]
+pub struct Invocation {
+    /// The validated outcome, or why there is none.
+    pub result: Result<Outcome, InvokeError>,
+    /// What the parser logged and printed.
+    pub log: InvocationLog,
+    /// Wall time from creating the instance to the validated outcome.
+    pub elapsed: Duration,
+}
+
+impl Parser {
+    /// Runs the parser on one request in a fresh instance that sees only these settings.
+    ///
+    /// Never panics and never lets the parser's failure escape as anything but an
+    /// [`InvokeError`]: traps, timeouts and limit hits are contained in the instance, which is
+    /// thrown away.
+    pub fn invoke(&self, request: &WebhookRequest, settings: Arc<Settings>) -> Invocation {
+        let started = Instant::now();
+        let mut store = self.store(settings);
+        let called = self
+            .instantiate(&mut store)
+            .and_then(|parse| Ok(parse.call(&mut store, (&wit::Request::from(request),))?.0));
+        let result = match called {
+            Ok(Ok(result)) => {
+                let outcome = Outcome::from(result);
+                validate(&outcome)
+                    .map(|()| outcome)
+                    .map_err(InvokeError::Invalid)
+            }
+            Ok(Err(refusal)) => Err(InvokeError::Rejected {
+                message: refusal.message,
+            }),
+            Err(err) => Err(self.classify(&err, store.data())),
+        };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros(), "parser invocation done"),
+            // Debug, not warn: callers (the server, the CLI) report failures with their context.
+            Err(err) => tracing::debug!(
+                kind = err.kind(),
+                elapsed_us = elapsed.as_micros(),
+                "parser invocation failed: {err}"
+            ),
+        }
+        Invocation {
+            result,
+            log: store.into_data().into_log(),
+            elapsed,
+        }
+    }
+
+    /// Runs an invocation up to `stage` and throws it away: the invocation benchmark prices
+    /// each stage by the difference between two of these. Returns whether the stage succeeded.
+    #[doc(hidden)]
+    pub fn invoke_until(
+        &self,
+        stage: Stage,
+        request: &WebhookRequest,
+        settings: Arc<Settings>,
+    ) -> bool {
+        let mut store = self.store(settings);
+        if stage == Stage::Store {
+            return true;
+        }
+        let Ok(parse) = self.instantiate(&mut store) else {
+            return false;
+        };
+        if stage == Stage::Instantiate {
+            return true;
+        }
+        match parse.call(&mut store, (&wit::Request::from(request),)) {
+            Ok((Ok(result),)) => stage == Stage::Call || validate(&Outcome::from(result)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// A fresh store with this parser's limits and deadline.
+    fn store(&self, settings: Arc<Settings>) -> Store<Sandbox> {
+        let engine = self.pre.instance_pre().engine();
+        let mut store = Store::new(engine, Sandbox::new(settings, &self.limits));
+        store.limiter(|sandbox| &mut sandbox.memory);
+        store.set_epoch_deadline(self.limits.timeout_ticks());
+        store
+    }
+
+    /// A fresh instance in `store`, as its `parse-webhook-request`.
+    fn instantiate<'a>(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<ParseFunction<'a>> {
+        let instance = self.pre.instance_pre().instantiate(&mut *store)?;
+        self.parse_function(store, &instance)
+    }
+
+    /// The instance's `parse-webhook-request`, typed without checking its type again: the
+    /// generated bindings check it on every instantiation, which costs a tenth of a small
+    /// parser's invocation, and it was checked once when the parser was loaded.
+    #[allow(unsafe_code)]
+    fn parse_function<'a>(
+        &self,
+        store: &mut Store<Sandbox>,
+        instance: &Instance,
+    ) -> wasmtime::Result<ParseFunction<'a>> {
+        let func = instance
+            .get_func(&mut *store, self.export)
+            .ok_or_else(|| wasmtime::format_err!("`{}` is not exported", contract::EXPORT))?;
+        // SAFETY: `ParserPre::new` type-checked this export against `ParseFunction`'s
+        // signature when the parser was loaded (`Parser::from_component`), and `self.export`
+        // indexes the same component's export.
+        Ok(unsafe { ParseFunction::new_unchecked(func) })
+    }
+
+    /// Names what stopped the parser, most specific first.
+    fn classify(&self, err: &wasmtime::Error, sandbox: &Sandbox) -> InvokeError {
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => InvokeError::Timeout {
+                limit: self.limits.timeout,
+            },
+            Some(Trap::StackOverflow) => InvokeError::StackOverflow,
+            _ if sandbox.memory.refused => InvokeError::MemoryLimit {
+                limit_bytes: self.limits.memory_bytes,
+            },
+            Some(trap) => InvokeError::Trap {
+                message: reported_panic(sandbox).unwrap_or_else(|| trap.to_string()),
+            },
+            None if is_pool_exhausted(err) => InvokeError::Instantiate(format!("{err:#}")),
+            None => InvokeError::Trap {
+                message: format!("{err:#}"),
+            },
+        }
+    }
+}
+
+/// A Rust parser's panic message: printed to stderr when it was built for `wasm32-wasip2`,
+/// logged by the SDK when it was built for `wasm32-unknown-unknown`, which has no stderr.
+fn reported_panic(sandbox: &Sandbox) -> Option<String> {
+    panic_message(&sandbox.stderr_text())
+        .or_else(|| sandbox.log.errors_last_first().find_map(panic_message))
+}
+
+/// Rust's panic hook prints `thread '...' panicked at FILE:LINE:COL:` and the message on the
+/// following lines; that is what an admin wants to read, not `unreachable executed`.
+fn panic_message(stderr: &str) -> Option<String> {
+    let (_, after) = stderr.split_once("panicked at ")?;
+    let (location, rest) = after.split_once('\n').unwrap_or((after, ""));
+    let message: Vec<&str> = rest
+        .lines()
+        .take_while(|line| !line.starts_with("note: "))
+        .collect();
+    Some(
+        format!(
+            "panicked at {} {}",
+            location.trim_end_matches(':'),
+            message.join("\n")
+        )
+        .trim_end()
+        .to_owned(),
+    )
+}
+
+fn is_pool_exhausted(err: &wasmtime::Error) -> bool {
+    format!("{err:#}").contains("maximum concurrent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_is_taken_from_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nboom: 42\nnote: run with \
+                      `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at src/lib.rs:12:9 boom: 42")
+        );
+        assert_eq!(panic_message("just some output"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! The invocation log: what a parser said while it ran, bounded so that a chatty or hostile
+//! parser cannot grow the host's memory.
+
+use serde::Serialize;
+
+use crate::contract;
+
+/// How much a log line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Fine-grained detail.
+    Trace,
+    /// Development detail.
+    Debug,
+    /// A normal decision; also what the parser printed to stdout.
+    Info,
+    /// Something suspicious.
+    Warn,
+    /// A failure; also what the parser printed to stderr (a panic message lands there).
+    Error,
+}
+
+impl From<contract::LogLevel> for LogLevel {
+    fn from(level: contract::LogLevel) -> Self {
+        match level {
+            contract::LogLevel::Trace => Self::Trace,
+            contract::LogLevel::Debug => Self::Debug,
+            contract::LogLevel::Info => Self::Info,
+            contract::LogLevel::Warn => Self::Warn,
+            contract::LogLevel::Error => Self::Error,
+        }
+    }
+}
+
+/// One line of a parser's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// How much it matters.
+    pub level: LogLevel,
+    /// The text, cut at the per-line limit.
+    pub message: String,
+}
+
+/// The lines one invocation kept, and how many it had to drop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InvocationLog {
+    /// The kept lines, in order.
+    pub lines: Vec<LogLine>,
+    /// Lines dropped because the per-invocation limit was reached.
+    pub dropped: usize,
+    /// The last error line dropped: a panic's message comes last, after whatever filled the
+    /// log, and is what the invocation's error must still report.
+    #[serde(skip)]
+    last_dropped_error: Option<String>,
+    #[serde(skip)]
+    max_lines: usize,
+    #[serde(skip)]
+    max_line_bytes: usize,
+}
+
+impl InvocationLog {
+    pub(crate) fn new(max_lines: usize, max_line_bytes: usize) -> Self {
+        Self {
+            lines: Vec::new(),
+            dropped: 0,
+            last_dropped_error: None,
+            max_lines,
+            max_line_bytes,
+        }
+    }
+
+    /// Keeps a line if there is room, cut to the line limit on a character boundary.
+    pub(crate) fn push(&mut self, level: LogLevel, message: &str) {
+        if self.lines.len() >= self.max_lines {
+            self.dropped += 1;
+            if level == LogLevel::Error {
+                self.last_dropped_error = Some(self.cut(message));
+            }
+            return;
+        }
+        let message = self.cut(message);
+        self.lines.push(LogLine { level, message });
+    }
+
+    /// The error lines, last first, including the last one dropped.
+    pub(crate) fn errors_last_first(&self) -> impl Iterator<Item = &str> {
+        let kept = self.lines.iter().rev();
+        let kept = kept.filter(|line| line.level == LogLevel::Error);
+        let kept = kept.map(|line| line.message.as_str());
+        self.last_dropped_error.as_deref().into_iter().chain(kept)
+    }
+
+    fn cut(&self, message: &str) -> String {
+        let mut end = message.len().min(self.max_line_bytes);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut kept = message[..end].to_owned();
+        if end < message.len() {
+            kept.push('…');
+        }
+        kept
+    }
+
+    /// Keeps captured stdout or stderr, one log line per printed line.
+    pub(crate) fn push_output(&mut self, level: LogLevel, output: &[u8]) {
+        for line in String::from_utf8_lossy(output).lines() {
+            self.push(level, line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keeps_a_bounded_number_of_cut_lines() {
+        let mut log = InvocationLog::new(2, 4);
+        log.push(LogLevel::Info, "short");
+        log.push(LogLevel::Warn, "ééé");
+        log.push(LogLevel::Error, "dropped");
+        assert_eq!(log.lines[0].message, "shor…");
+        assert_eq!(log.lines[1].message, "éé…");
+        assert_eq!(log.dropped, 1);
+    }
+
+    #[test]
+    fn the_last_error_dropped_is_still_found() {
+        let mut log = InvocationLog::new(2, 64);
+        log.push(LogLevel::Error, "kept");
+        log.push(LogLevel::Info, "kept too");
+        log.push(LogLevel::Error, "first dropped");
+        log.push(LogLevel::Error, "last dropped");
+        log.push(LogLevel::Info, "dropped, not an error");
+        let errors: Vec<_> = log.errors_last_first().collect();
+        assert_eq!(errors, ["last dropped", "kept"]);
+        assert_eq!(log.dropped, 3);
+    }
+}

@@ -1,0 +1,88 @@
+//! The event log on its own, without HTTP or parsers: how many appends per second it commits
+//! when 1, 16 and 64 callers each wait for their append before sending the next, and their
+//! latency. This is the ceiling of `telehook serve` at that many connections, since every
+//! accepted webhook waits for its append (BENCHMARKS.md, step 8).
+//!
+//! `event_log_load [--no-fsync] [SECONDS]` (default 4 seconds per level) creates a database in
+//! a temporary folder under `target/` and prints one Markdown row per level.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use prometheus_client::metrics::histogram::Histogram;
+use telehook_server::event_log::EventLog;
+use telehook_server::secrets::SettingsKey;
+use telehook_server::storage::sqlite::SqliteStorage;
+use telehook_server::storage::{NewEvent, Storage, now};
+
+/// The event `generic-json` makes of the benchmark's webhook, as the log stores it.
+const EVENT: &str = r#"{"type":"NOTIFY_START","direction":"IN","client_phone":"+79161234567","user_ext":"101","call_id":"abc-123"}"#;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fsync = !args.iter().any(|arg| arg == "--no-fsync");
+    let seconds = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(4.0);
+    let folder = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))?;
+    let database = folder.path().join("telehook.db");
+    let storage = SqliteStorage::open(&database, SettingsKey::from_bytes(&[0; 32]))?;
+    let log = Arc::new(EventLog::start(
+        storage.event_writer(fsync)?,
+        Histogram::new([1.0]),
+    )?);
+    println!("| callers | appends/s | p50 µs | p99 µs | p99.9 µs |");
+    println!("|---|---|---|---|---|");
+    for callers in [1, 16, 64] {
+        let mut latencies = drive(&log, callers, Duration::from_secs_f64(seconds)).await?;
+        latencies.sort_unstable();
+        let at = |quantile: f64| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let index = ((latencies.len() - 1) as f64 * quantile) as usize;
+            latencies[index].as_micros()
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let rate = latencies.len() as f64 / seconds;
+        println!(
+            "| {callers} | {rate:.0} | {} | {} | {} |",
+            at(0.5),
+            at(0.99),
+            at(0.999)
+        );
+    }
+    Ok(())
+}
+
+/// `callers` tasks append in a loop for `duration`; the latency of every append.
+async fn drive(log: &Arc<EventLog>, callers: usize, duration: Duration) -> Result<Vec<Duration>> {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let log = Arc::clone(log);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    log.append(NewEvent {
+                        tenant_id: "bench".into(),
+                        integration_id: "generic-json".into(),
+                        version: 1,
+                        received_at: now(),
+                        event: Some(EVENT.into()),
+                        call_record: None,
+                        users: "[]".into(),
+                    })
+                    .await?;
+                    latencies.push(started.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}

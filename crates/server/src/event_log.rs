@@ -1,0 +1,195 @@
+//! The durable event log: where every validated event and call record goes before the provider
+//! hears "accepted".
+//!
+//! Appends are group-committed: one writer thread takes every append waiting at that moment
+//! and writes them in one transaction, so a single fsync acknowledges a whole batch and
+//! throughput grows with load instead of being capped by the disk's sync rate. Each caller's
+//! future resolves only after its batch is committed.
+//!
+//! The log is also the outbox for what comes after it: the platform reads it in `seq` order
+//! (`GET /admin/events?after=SEQ`) and remembers how far it got, so nothing acknowledged can be
+//! lost between the host and the platform.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::oneshot;
+
+use crate::storage::{EventWriter, NewEvent};
+
+/// The most appends written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Why an append was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The transaction failed; nothing of the batch was stored.
+    #[error("the event log could not store the event: {0}")]
+    Storage(String),
+    /// The writer has stopped (the host is shutting down).
+    #[error("the event log is closed")]
+    Closed,
+}
+
+struct Append {
+    event: NewEvent,
+    stored: oneshot::Sender<Result<i64, DispatchError>>,
+}
+
+/// The handle that appends to the log.
+pub struct EventLog {
+    sender: Option<mpsc::Sender<Append>>,
+    writer: Option<thread::JoinHandle<()>>,
+    /// Whether the last commit failed (a full disk, a broken database): cleared by the next
+    /// one that succeeds.
+    failing: Arc<AtomicBool>,
+}
+
+impl EventLog {
+    /// Starts the commit thread, which owns `writer` (from
+    /// [`Storage::event_writer`](crate::storage::Storage::event_writer)). The number of events
+    /// in each commit goes to `commit_sizes`.
+    pub fn start(writer: Box<dyn EventWriter>, commit_sizes: Histogram) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel();
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let failing = Arc::clone(&failing);
+            thread::Builder::new()
+                .name("telehook-event-log".into())
+                .spawn(move || write_batches(writer, receiver, &commit_sizes, &failing))?
+        };
+        Ok(Self {
+            sender: Some(sender),
+            writer: Some(writer),
+            failing,
+        })
+    }
+
+    /// Why the log cannot take events now, if it cannot: its writer has stopped, or its last
+    /// commit failed.
+    pub fn trouble(&self) -> Option<&'static str> {
+        if self
+            .writer
+            .as_ref()
+            .is_none_or(thread::JoinHandle::is_finished)
+        {
+            Some("the event log's writer has stopped")
+        } else if self.failing.load(Ordering::Relaxed) {
+            Some("the event log's last commit failed")
+        } else {
+            None
+        }
+    }
+
+    /// Stores an event durably; resolves to its sequence number once it is committed.
+    pub async fn append(&self, event: NewEvent) -> Result<i64, DispatchError> {
+        let (stored, done) = oneshot::channel();
+        self.sender
+            .as_ref()
+            .ok_or(DispatchError::Closed)?
+            .send(Append { event, stored })
+            .map_err(|_| DispatchError::Closed)?;
+        done.await.map_err(|_| DispatchError::Closed)?
+    }
+}
+
+impl Drop for EventLog {
+    /// Lets the writer commit what it was given, then waits for it.
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_batches(
+    mut writer: Box<dyn EventWriter>,
+    receiver: mpsc::Receiver<Append>,
+    sizes: &Histogram,
+    failing: &AtomicBool,
+) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(append) => batch.push(append),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<&NewEvent> = batch.iter().map(|append| &append.event).collect();
+        let written = writer.append(&events);
+        failing.store(written.is_err(), Ordering::Relaxed);
+        match written {
+            Ok(seqs) => {
+                #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
+                sizes.observe(batch.len() as f64);
+                for (append, seq) in batch.into_iter().zip(seqs) {
+                    let _ = append.stored.send(Ok(seq));
+                }
+            }
+            Err(err) => {
+                tracing::error!("event log commit failed: {err}");
+                for append in batch {
+                    let _ = append
+                        .stored
+                        .send(Err(DispatchError::Storage(err.to_string())));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SettingsKey;
+    use crate::storage::Storage;
+    use crate::storage::sqlite::SqliteStorage;
+
+    fn event() -> NewEvent {
+        NewEvent {
+            tenant_id: "acme".into(),
+            integration_id: "pbx".into(),
+            version: 1,
+            received_at: "2026-11-26T00:00:00.000Z".into(),
+            event: Some("{}".into()),
+            call_record: None,
+            users: "[]".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_is_reported_until_one_succeeds() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        let storage = SqliteStorage::open(&path, SettingsKey::from_bytes(&[0; 32])).expect("opens");
+        let log = EventLog::start(
+            storage.event_writer(false).expect("a writer"),
+            Histogram::new([1.0].into_iter()),
+        )
+        .expect("starts");
+        assert_eq!(log.trouble(), None);
+
+        // The table goes away under the writer, and comes back.
+        let rename = |from: &str, to: &str| {
+            rusqlite::Connection::open(&path)
+                .and_then(|conn| conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}")))
+                .expect("renames");
+        };
+        rename("events", "events_away");
+        let refused = log.append(event()).await;
+        assert!(
+            matches!(&refused, Err(DispatchError::Storage(why)) if why.contains("no such table")),
+            "{refused:?}"
+        );
+        assert_eq!(log.trouble(), Some("the event log's last commit failed"));
+
+        rename("events_away", "events");
+        assert_eq!(log.append(event()).await.expect("stored"), 1);
+        assert_eq!(log.trouble(), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! Prometheus metrics: requests by integration and outcome, parser latency, and which
+//! integrations' circuit breakers are open.
+//!
+//! Integrations are labelled by tenant and id, since ids are only unique within a tenant.
+//! Both come from URLs anyone can send; only registered ones become label values, so that a
+//! scan of random URLs cannot grow the metrics without bound.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::storage::IntegrationKey;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    tenant: String,
+    integration: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntegrationLabels {
+    tenant: String,
+    integration: String,
+}
+
+impl From<&IntegrationKey> for IntegrationLabels {
+    fn from(key: &IntegrationKey) -> Self {
+        Self {
+            tenant: key.tenant_id.clone(),
+            integration: key.integration_id.clone(),
+        }
+    }
+}
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OutcomeLabels, Counter>,
+    latency: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
+    breaker_open: Family<IntegrationLabels, Gauge>,
+    loaded_parsers: Gauge,
+    event_commits: Histogram,
+}
+
+fn latency_histogram() -> Histogram {
+    // 10 µs to ~5 s: a fresh-instance parse is tens of microseconds; the deadline is 50 ms.
+    Histogram::new(exponential_buckets(0.000_01, 2.5, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("telehook");
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        let latency =
+            Family::<IntegrationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by integration and outcome (ok, rejected, trap, timeout, \
+             memory_limit, stack_overflow, invalid, instantiate, unknown_integration, \
+             no_active_version, busy, rate_limited, suspended, too_large, storage_error)",
+            requests.clone(),
+        );
+        registry.register(
+            "parser_duration_seconds",
+            "Time to run a parser in a fresh instance and validate its result",
+            latency.clone(),
+        );
+        let breaker_open = Family::<IntegrationLabels, Gauge>::default();
+        registry.register(
+            "breaker_open",
+            "1 while an integration's parser keeps failing and is not being called",
+            breaker_open.clone(),
+        );
+        let loaded_parsers = Gauge::default();
+        registry.register(
+            "loaded_parsers",
+            "Integrations held in memory, with their parser when a version is active \
+             (at most max_loaded_parsers)",
+            loaded_parsers.clone(),
+        );
+        // 1 to 512 events: the event log's largest transaction.
+        let event_commits = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "event_commit_size",
+            "Events written per event-log transaction: group commit at work when above 1",
+            event_commits.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            breaker_open,
+            loaded_parsers,
+            event_commits,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one webhook request; `None` for one that named no registered integration, whose
+    /// labels stay empty.
+    pub fn request(&self, integration: Option<&IntegrationKey>, outcome: &str) {
+        let labels = integration.map_or(
+            IntegrationLabels {
+                tenant: String::new(),
+                integration: String::new(),
+            },
+            IntegrationLabels::from,
+        );
+        self.requests
+            .get_or_create(&OutcomeLabels {
+                tenant: labels.tenant,
+                integration: labels.integration,
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records how long a parser ran.
+    pub fn parser_duration(&self, integration: &IntegrationKey, seconds: f64) {
+        self.latency
+            .get_or_create(&integration.into())
+            .observe(seconds);
+    }
+
+    /// Records whether an integration's circuit breaker is open.
+    pub fn breaker_open(&self, integration: &IntegrationKey, open: bool) {
+        self.breaker_open
+            .get_or_create(&integration.into())
+            .set(i64::from(open));
+    }
+
+    /// Records how many integrations are held in memory (each with its parser, if active).
+    pub fn loaded_parsers(&self, count: usize) {
+        self.loaded_parsers
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Where the event log records the size of each commit.
+    pub fn event_commits(&self) -> Histogram {
+        self.event_commits.clone()
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

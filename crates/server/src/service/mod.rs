@@ -1,0 +1,313 @@
+//! The service: everything the HTTP edge calls, in the platform's terms (tenants,
+//! integrations, versions, webhooks), on top of the engine and [`crate::storage`].
+//!
+//! - `admin`: what admins and tenants do (tenants, integrations, versions, settings,
+//!   bindings, limits, health, the platform's confirmations);
+//! - `webhook`: a provider's request, from the route to the answer;
+//! - `routes`: each integration's active parser held in memory as a `Route`. A change
+//!   (activation, settings, a new token) builds a new route and swaps it in, so requests in
+//!   flight finish on the version they started with and the next ones use the new one;
+//! - `invocations`: each integration's recent invocations, for the admin's view.
+
+mod admin;
+mod invocations;
+mod routes;
+mod webhook;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use telehook::{Limits, LoadError, Runtime, RuntimeError};
+
+use crate::admission::AdmissionLimits;
+use crate::compiler::Compiler;
+use crate::components::{ComponentStore, StoreError};
+use crate::event_log::EventLog;
+use crate::health::BreakerConfig;
+use crate::metrics::Metrics;
+use crate::secrets::{KeySource, SettingsKey};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{IntegrationKey, Storage, StorageError};
+use crate::tokens;
+use crate::uploads::UploadTurns;
+use routes::Route;
+
+pub use invocations::{InvocationSummary, RECENT_INVOCATIONS};
+pub use webhook::Answer;
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The holder of the admin token: manages everything.
+    Admin,
+    /// A tenant's token: manages that tenant's integrations only.
+    Tenant(String),
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The thing does not exist, or the caller may not know it does.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Only the admin may do this.
+    #[error("only the admin token may {0}")]
+    Forbidden(&'static str),
+    /// The request is wrong; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The caller has as much in flight as it may; it may retry once that is done.
+    #[error("{0}")]
+    Busy(String),
+    /// An uploaded component failed the check.
+    #[error("the component was refused: {0}")]
+    Component(#[from] LoadError),
+    /// Storage failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound(what) => Self::NotFound(what),
+            StorageError::Conflict(what) => Self::Conflict(what),
+            StorageError::Invalid(why) => Self::BadRequest(why),
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Load(err) => Self::Component(err),
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for ServiceError {
+    fn from(err: io::Error) -> Self {
+        Self::Storage(err.to_string())
+    }
+}
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where the database (unless the service is given other storage), the components and
+    /// the admin token live.
+    pub data_dir: PathBuf,
+    /// The base of webhook URLs shown to admins, e.g. `https://hooks.example.com`.
+    pub public_url: String,
+    /// The limits every invocation runs under, unless an admin tunes them per integration.
+    pub limits: Limits,
+    /// Each integration's share of the host, unless an admin tunes it per integration.
+    pub admission: AdmissionLimits,
+    /// When a parser that keeps failing stops being called.
+    pub breaker: BreakerConfig,
+    /// Whether each batch of events is flushed to disk (`fsync`) before it is acknowledged.
+    /// Without it an acknowledged event survives a crash of the host process but not a power
+    /// loss or a kernel crash; the throughput gained is measured in BENCHMARKS.md.
+    pub fsync_events: bool,
+    /// How many integrations may be held in memory, each with its parser when a version is
+    /// active (one without an active version counts too, though it costs little). Past it, the
+    /// ones that have gone longest without a webhook are unloaded and load again (from their
+    /// precompiled artifact, under a millisecond) on their next request: each loaded parser
+    /// keeps its compiled code mapped, a few hundred KiB.
+    pub max_loaded_parsers: usize,
+    /// Where uploads are compiled: `telehook serve` uses a child process with a deadline.
+    pub compiler: Compiler,
+    /// The file of the key settings are sealed with; `None` for `DATA_DIR/settings-key`. A
+    /// missing file gets a new key on first start. Kept apart from the data directory (a
+    /// secrets mount), it keeps a copy of the database from revealing any setting.
+    pub settings_key_file: Option<PathBuf>,
+    /// How long an event the platform has confirmed taking stays in the log (for the
+    /// per-integration view) before a later confirmation prunes it. Events the platform has
+    /// not confirmed are kept whatever their age.
+    pub event_retention: Duration,
+}
+
+/// The default of [`ServiceConfig::event_retention`]: a week.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The default of [`ServiceConfig::max_loaded_parsers`]: about 800 MiB of compiled code for
+/// parsers like the examples.
+pub const DEFAULT_MAX_LOADED_PARSERS: usize = 2_000;
+
+/// The telehook service.
+pub struct Service {
+    runtime: Runtime,
+    storage: Arc<dyn Storage>,
+    components: ComponentStore,
+    events: EventLog,
+    routes: RwLock<HashMap<IntegrationKey, Arc<Route>>>,
+    recent: Mutex<HashMap<IntegrationKey, VecDeque<InvocationSummary>>>,
+    metrics: Metrics,
+    admin_token: String,
+    public_url: String,
+    admission: AdmissionLimits,
+    breaker: BreakerConfig,
+    compilations: tokio::sync::Semaphore,
+    upload_turns: UploadTurns,
+    compiler: Compiler,
+    /// Where the compiler's input and output files live while it runs.
+    scratch: PathBuf,
+    max_loaded_parsers: usize,
+    event_retention: Duration,
+    /// The start of the clock routes' `last_used` is counted on.
+    started: Instant,
+}
+
+impl Service {
+    /// Opens the data directory (creating it and the admin token on first start), with its
+    /// SQLite database as the storage: the embedded default.
+    pub fn open(config: ServiceConfig) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let storage = open_sqlite(&config)?;
+        Self::with_storage(config, Arc::new(storage))
+    }
+
+    /// The service on `storage`, with the data directory for the components, the compiler's
+    /// scratch files and the admin token.
+    pub fn with_storage(
+        config: ServiceConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let scratch = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&scratch)?;
+        let metrics = Metrics::default();
+        let events = EventLog::start(
+            storage.event_writer(config.fsync_events)?,
+            metrics.event_commits(),
+        )?;
+        Ok(Self {
+            runtime: Runtime::new(config.limits)?,
+            storage,
+            components: ComponentStore::open(&config.data_dir)?,
+            events,
+            routes: RwLock::default(),
+            recent: Mutex::default(),
+            metrics,
+            admin_token: admin_token(&config.data_dir)?,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            admission: config.admission,
+            breaker: config.breaker,
+            compilations: tokio::sync::Semaphore::new(1),
+            upload_turns: UploadTurns::default(),
+            compiler: config.compiler,
+            scratch,
+            max_loaded_parsers: config.max_loaded_parsers.max(1),
+            event_retention: config.event_retention,
+            started: Instant::now(),
+        })
+    }
+
+    /// The limits every invocation runs under.
+    pub fn limits(&self) -> &Limits {
+        self.runtime.limits()
+    }
+
+    /// The admin token (kept in `DATA_DIR/admin-token`).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Why the service cannot take webhooks now, if it cannot: the database does not answer,
+    /// or the event log cannot store events. What a readiness probe asks.
+    pub async fn trouble(&self) -> Option<String> {
+        if let Err(err) = self.storage.ping().await {
+            return Some(err.to_string());
+        }
+        self.events.trouble().map(str::to_owned)
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory is not usable.
+    #[error("the data directory is not usable: {0}")]
+    Io(#[from] io::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The settings key file could not be read or written.
+    #[error("the settings key file {}: {source}", path.display())]
+    SettingsKey {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The engine could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Opens `DATA_DIR/telehook.db` with the settings key, generating the key on first start.
+fn open_sqlite(config: &ServiceConfig) -> Result<SqliteStorage, OpenError> {
+    let database = config.data_dir.join("telehook.db");
+    let key_file = config
+        .settings_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("settings-key"));
+    let key_error = |source| OpenError::SettingsKey {
+        path: key_file.clone(),
+        source,
+    };
+    let storage = match SettingsKey::read_or_generate(&key_file).map_err(key_error)? {
+        KeySource::Read(key) => SqliteStorage::open(&database, key)?,
+        KeySource::Generated(key, bytes) => {
+            // Written before anything is sealed with it, so that no setting ever depends on
+            // a key held only in memory; taken back if the database refuses it (its
+            // settings were sealed with a key that went missing).
+            SettingsKey::write(&key_file, &bytes).map_err(key_error)?;
+            match SqliteStorage::open(&database, key) {
+                Ok(storage) => {
+                    tracing::info!("generated the settings key in {}", key_file.display());
+                    storage
+                }
+                Err(err) => {
+                    let _ = std::fs::remove_file(&key_file);
+                    return Err(err.into());
+                }
+            }
+        }
+    };
+    Ok(storage)
+}
+
+/// Reads the admin token, generating it (readable by the owner only) on first start.
+fn admin_token(data_dir: &Path) -> io::Result<String> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) => Ok(token.trim().to_owned()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let token = tokens::generate()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+            tracing::info!("generated the admin token in {}", path.display());
+            Ok(token)
+        }
+        Err(err) => Err(err),
+    }
+}

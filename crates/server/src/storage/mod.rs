@@ -1,0 +1,297 @@
+//! Where the service keeps what must outlive it: tenants, integrations, parser versions,
+//! settings, bindings, limits, the event log and the platform's position in it.
+//!
+//! The service speaks to storage through [`Storage`], in its own words, and never sees a
+//! database type: a backend is one implementation of this trait (SQLite, [`sqlite`], is the
+//! first and the embedded default), so that another one can come without touching the webhook
+//! path. Events are written apart, through an [`EventWriter`] that the event log's
+//! group-commit thread owns (see [`crate::event_log`]): one transaction per batch of appends.
+//!
+//! The methods are `async` because a backend over the network (a connection pool) must not
+//! block the service's threads; SQLite answers from a local file and does its work in place.
+
+pub mod sqlite;
+
+use serde::Serialize;
+use telehook::Settings;
+
+use crate::limits::IntegrationLimits;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database failed (disk full, corruption, a lost connection, ...).
+    #[error("the registry database failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The change asked for cannot be made; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// A stored value cannot be read back.
+    #[error("the registry holds an unreadable {0}")]
+    Corrupt(String),
+    /// Sealing a setting failed: the operating system's random source did not answer.
+    #[error("sealing a setting failed: {0}")]
+    Sealing(#[from] std::io::Error),
+    /// The settings key does not open the settings the database holds.
+    #[error(
+        "the settings key does not open the stored settings (setting `{0}`): start with the key \
+         file they were sealed with"
+    )]
+    WrongKey(String),
+    /// The database was written by a newer telehook, whose schema this one cannot read.
+    #[error(
+        "the registry database has schema version {found}, newer than this build's {known}: \
+         run the telehook that wrote it"
+    )]
+    Newer {
+        /// The schema version in the database.
+        found: i32,
+        /// The newest this build knows.
+        known: i32,
+    },
+}
+
+/// The result of a storage operation.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The storage of the service: every read and change it makes, named as the service names
+/// them. Each change is atomic: a failed one leaves everything as it was.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Fails unless the database answers: what a readiness probe asks.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a tenant whose token hashes to `token_sha256`.
+    async fn create_tenant(&self, id: &str, name: &str, token_sha256: &str) -> Result<Tenant>;
+    /// Every tenant, by id.
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+    /// The tenant whose token hashes to `token_sha256`.
+    async fn tenant_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
+    /// Deletes a tenant with all its integrations.
+    async fn delete_tenant(&self, id: &str) -> Result<()>;
+
+    /// Creates an integration of a tenant.
+    async fn create_integration(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        name: &str,
+        webhook_token: &str,
+    ) -> Result<Integration>;
+    /// One integration.
+    async fn integration(&self, key: &IntegrationKey) -> Result<Option<Integration>>;
+    /// A tenant's integrations, by id.
+    async fn integrations(&self, tenant_id: &str) -> Result<Vec<Integration>>;
+    /// Every integration called `id`, whichever tenant owns it: the webhook URLs handed out
+    /// before ids were per tenant name no tenant, and their token tells the owner apart.
+    async fn integrations_named(&self, id: &str) -> Result<Vec<Integration>>;
+    /// Deletes an integration with its versions, settings and bindings.
+    async fn delete_integration(&self, key: &IntegrationKey) -> Result<()>;
+    /// Replaces the secret part of the integration's webhook URL.
+    async fn set_webhook_token(&self, key: &IntegrationKey, token: &str) -> Result<()>;
+
+    /// Registers the next version of an integration's parser, whose component is stored.
+    async fn add_version(&self, key: &IntegrationKey, sha256: &str, size: u64) -> Result<Version>;
+    /// An integration's versions, oldest first.
+    async fn versions(&self, key: &IntegrationKey) -> Result<Vec<Version>>;
+    /// Makes `version` the one requests run on, and remembers it for
+    /// [`Storage::rollback_target`].
+    async fn activate(&self, key: &IntegrationKey, version: u32) -> Result<()>;
+    /// The version that was active before the current one, to roll back to.
+    async fn rollback_target(&self, key: &IntegrationKey) -> Result<Option<u32>>;
+
+    /// An integration's settings, opened (they are sealed at rest).
+    async fn settings(&self, key: &IntegrationKey) -> Result<Settings>;
+    /// Sets (`Some`) or removes (`None`) settings, all at once.
+    async fn update_settings(
+        &self,
+        key: &IntegrationKey,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()>;
+
+    /// An integration's extension-to-user bindings, by extension.
+    async fn bindings(&self, key: &IntegrationKey) -> Result<Vec<Binding>>;
+    /// Replaces all of an integration's bindings at once, as the platform's API does.
+    async fn replace_bindings(&self, key: &IntegrationKey, bindings: &[Binding]) -> Result<()>;
+
+    /// An integration's own limits (all `None` when the admin set none).
+    async fn limits(&self, key: &IntegrationKey) -> Result<IntegrationLimits>;
+    /// Replaces an integration's own limits.
+    async fn set_limits(&self, key: &IntegrationKey, limits: &IntegrationLimits) -> Result<()>;
+
+    /// An integration's events after `after_seq`, oldest first.
+    async fn events(
+        &self,
+        key: &IntegrationKey,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>>;
+    /// Every tenant's events after `after_seq`, oldest first: the feed the platform consumes.
+    async fn all_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// The last `seq` the platform has confirmed taking; 0 before it confirmed any.
+    async fn consumed(&self) -> Result<i64>;
+    /// Records that the platform has durably taken every event up to `seq` (a lower `seq`
+    /// than already confirmed changes nothing), then prunes a bounded batch of the events it
+    /// has taken that were received before `prune_before` (RFC 3339, as `received_at`).
+    /// Events the platform has not confirmed are never pruned.
+    async fn confirm_consumed(&self, seq: i64, prune_before: &str) -> Result<Consumption>;
+
+    /// A writer of events for the event log's commit thread, on a connection of its own;
+    /// without `fsync`, a commit reaches the operating system but is not flushed to the disk
+    /// before it returns.
+    fn event_writer(&self, fsync: bool) -> Result<Box<dyn EventWriter>>;
+}
+
+/// Appends events in batches, each batch one transaction: the storage side of the event log's
+/// group commit, owned by its commit thread.
+pub trait EventWriter: Send {
+    /// Stores every event of `batch`, or none of them; returns their sequence numbers, in order.
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<i64>>;
+}
+
+/// A tenant: a customer of the platform whose admins manage its own integrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// The tenant's id (a slug).
+    pub id: String,
+    /// A display name.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// Which integration: an integration's id is its tenant's own name for it (every tenant may
+/// call theirs `zadarma`), so only the pair names one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationKey {
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The integration's id within the tenant.
+    pub integration_id: String,
+}
+
+impl IntegrationKey {
+    /// The key of `tenant_id`'s integration `integration_id`.
+    pub fn new(tenant_id: &str, integration_id: &str) -> Self {
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            integration_id: integration_id.to_owned(),
+        }
+    }
+}
+
+/// `tenant/integration`, as in logs: ids never contain `/`.
+impl std::fmt::Display for IntegrationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant_id, self.integration_id)
+    }
+}
+
+/// One telephony integration of a tenant, with its own webhook URL and parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// The integration's id (a slug) within its tenant, part of its webhook URL.
+    pub id: String,
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// A display name.
+    pub name: String,
+    /// The secret part of the webhook URL.
+    pub webhook_token: String,
+    /// The parser version requests run on, if one was activated.
+    pub active_version: Option<u32>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+impl Integration {
+    /// The key that names this integration among all tenants'.
+    pub fn key(&self) -> IntegrationKey {
+        IntegrationKey::new(&self.tenant_id, &self.id)
+    }
+}
+
+/// An uploaded parser version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// 1, 2, 3... per integration.
+    pub version: u32,
+    /// The component's SHA-256, which names its file in the component store.
+    pub sha256: String,
+    /// The component's size in bytes.
+    pub size: u64,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
+}
+
+/// One extension-to-user binding, in the platform's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The provider's extension (internal number).
+    pub extension: String,
+    /// The platform user who gets that extension's calls.
+    pub user_id: String,
+}
+
+/// What is appended to the event log for one accepted webhook.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The integration whose webhook it came from.
+    pub integration_id: String,
+    /// The parser version that produced it.
+    pub version: u32,
+    /// When the webhook was received (RFC 3339).
+    pub received_at: String,
+    /// The telephony event, as JSON.
+    pub event: Option<String>,
+    /// The call record, as JSON.
+    pub call_record: Option<String>,
+    /// The platform users to notify, as a JSON array.
+    pub users: String,
+}
+
+/// An entry of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Position in the log; increases with every append.
+    pub seq: i64,
+    /// The tenant whose integration received it.
+    pub tenant_id: String,
+    /// The integration whose webhook it came from.
+    pub integration_id: String,
+    /// The parser version that produced it.
+    pub version: u32,
+    /// When the webhook was received (RFC 3339).
+    pub received_at: String,
+    /// The telephony event, if the parser produced one.
+    pub event: Option<serde_json::Value>,
+    /// The call record, if the parser produced one.
+    pub call_record: Option<serde_json::Value>,
+    /// The platform users bound to the call's operators when it was received: who gets the
+    /// call card.
+    pub users: Vec<String>,
+}
+
+/// Where the platform's reading of the event log stands after it confirmed a `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consumption {
+    /// The last `seq` the platform has confirmed taking: every event up to it.
+    pub seq: i64,
+    /// How many events this confirmation pruned.
+    pub pruned: usize,
+}
+
+/// The current time as RFC 3339 with milliseconds, the form every stored time takes.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

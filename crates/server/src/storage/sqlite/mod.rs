@@ -1,0 +1,652 @@
+//! The SQLite backend of [`Storage`], the embedded default: one database file in the data
+//! directory.
+//!
+//! Every change is one transaction, so a crash leaves each row either written or not. The
+//! database runs in WAL mode with `synchronous = FULL`: a committed change survives power loss,
+//! and readers never wait for the event log's writer, which has a connection of its own. Write
+//! transactions begin `IMMEDIATE`: a deferred one that reads before it writes fails with
+//! "database is locked" whenever the event log commits in between, which the busy timeout
+//! cannot retry. Settings are sealed here, with the key the database was opened with (see
+//! [`crate::secrets`]).
+//!
+//! SQLite answers from a local file in microseconds, so the trait's methods do their work in
+//! place rather than on another thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use telehook::Settings;
+
+use super::{
+    Binding, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result, Storage,
+    StorageError, StoredEvent, Tenant, Version, now,
+};
+use crate::limits::IntegrationLimits;
+use crate::secrets::SettingsKey;
+
+mod schema;
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Backend(Box::new(err))
+    }
+}
+
+/// The most events one confirmation prunes, so that it never holds the event log's writer
+/// long; what is left goes with the next confirmation.
+const PRUNE_BATCH: usize = 10_000;
+
+/// The SQLite database of the service.
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    key: SettingsKey,
+}
+
+/// Opens a connection with the pragmas every connection to the database needs (write-ahead
+/// log, full sync, foreign keys): the service and the event log's writer each have their own.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the registry at `path`, bringing an older schema up to date
+    /// in one transaction: a failed migration leaves the database as it was. Settings are
+    /// sealed with `key`; a key that does not open the settings already stored is refused
+    /// here, before anything is served or written with it.
+    pub fn open(path: &Path, key: SettingsKey) -> Result<Self> {
+        let mut conn = connect(path)?;
+        schema::migrate(&mut conn, &key)?;
+        let stored: Option<(IntegrationKey, String, Vec<u8>)> = conn
+            .query_row(
+                "SELECT tenant_id, integration_id, key, value FROM settings LIMIT 1",
+                [],
+                |row| {
+                    let integration =
+                        IntegrationKey::new(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
+                    Ok((integration, row.get(2)?, row.get(3)?))
+                },
+            )
+            .optional()?;
+        if let Some((integration, name, sealed)) = stored {
+            let context = setting_context(&integration, &name);
+            if key.open(&context, &sealed).is_none() {
+                return Err(StorageError::WrongKey(context));
+            }
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+            key,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        f(&mut lock(&self.conn))
+    }
+
+    /// Runs `f` on a blocking thread, for what may wait: a long write, or a probe that must
+    /// not hold an async worker while an admin's change has the connection.
+    async fn off_the_workers<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(|err| StorageError::Backend(Box::new(err)))?
+    }
+
+    const INTEGRATION_COLUMNS: &str =
+        "id, tenant_id, name, webhook_token, active_version, created_at";
+
+    fn integration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Integration> {
+        Ok(Integration {
+            id: row.get(0)?,
+            tenant_id: row.get(1)?,
+            name: row.get(2)?,
+            webhook_token: row.get(3)?,
+            active_version: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    }
+
+    fn read_events(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredEvent>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT seq, tenant_id, integration_id, version, received_at, event, call_record,
+                        users
+                 FROM events {filter}"
+            ))?;
+            let rows = stmt.query_map(args, |row| {
+                let json =
+                    |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+                Ok(StoredEvent {
+                    seq: row.get(0)?,
+                    tenant_id: row.get(1)?,
+                    integration_id: row.get(2)?,
+                    version: row.get(3)?,
+                    received_at: row.get(4)?,
+                    event: json(row.get(5)?),
+                    call_record: json(row.get(6)?),
+                    users: serde_json::from_str(&row.get::<_, String>(7)?).map_err(|err| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            7,
+                            rusqlite::types::Type::Text,
+                            Box::new(err),
+                        )
+                    })?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for SqliteStorage {
+    async fn ping(&self) -> Result<()> {
+        self.off_the_workers(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn create_tenant(&self, id: &str, name: &str, token_sha256: &str) -> Result<Tenant> {
+        let created_at = now();
+        self.with(|conn| {
+            let inserted = conn.execute(
+                "INSERT OR IGNORE INTO tenants (id, name, token_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, name, token_sha256, created_at],
+            )?;
+            if inserted == 0 {
+                return Err(StorageError::Conflict(format!("tenant `{id}`")));
+            }
+            Ok(Tenant {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                created_at,
+            })
+        })
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
+            let rows = stmt.query_map([], |row| {
+                Ok(Tenant {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    created_at: row.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn tenant_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM tenants WHERE token_sha256 = ?1",
+                    [token_sha256],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    async fn delete_tenant(&self, id: &str) -> Result<()> {
+        self.with(
+            |conn| match conn.execute("DELETE FROM tenants WHERE id = ?1", [id])? {
+                0 => Err(StorageError::NotFound(format!("tenant `{id}`"))),
+                _ => Ok(()),
+            },
+        )
+    }
+
+    async fn create_integration(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        name: &str,
+        webhook_token: &str,
+    ) -> Result<Integration> {
+        let created_at = now();
+        self.with(|conn| {
+            let tenant_exists: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
+                [tenant_id],
+                |row| row.get(0),
+            )?;
+            if !tenant_exists {
+                return Err(StorageError::NotFound(format!("tenant `{tenant_id}`")));
+            }
+            let inserted = conn.execute(
+                "INSERT OR IGNORE INTO integrations (id, tenant_id, name, webhook_token, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, tenant_id, name, webhook_token, created_at],
+            )?;
+            if inserted == 0 {
+                return Err(StorageError::Conflict(format!("integration `{id}`")));
+            }
+            Ok(Integration {
+                id: id.to_owned(),
+                tenant_id: tenant_id.to_owned(),
+                name: name.to_owned(),
+                webhook_token: webhook_token.to_owned(),
+                active_version: None,
+                created_at,
+            })
+        })
+    }
+
+    async fn integrations(&self, tenant_id: &str) -> Result<Vec<Integration>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM integrations WHERE tenant_id = ?1 ORDER BY id",
+                Self::INTEGRATION_COLUMNS
+            ))?;
+            let rows = stmt.query_map([tenant_id], Self::integration_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn integration(&self, key: &IntegrationKey) -> Result<Option<Integration>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM integrations WHERE tenant_id = ?1 AND id = ?2",
+                        Self::INTEGRATION_COLUMNS
+                    ),
+                    [&key.tenant_id, &key.integration_id],
+                    Self::integration_row,
+                )
+                .optional()?)
+        })
+    }
+
+    async fn integrations_named(&self, id: &str) -> Result<Vec<Integration>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM integrations WHERE id = ?1",
+                Self::INTEGRATION_COLUMNS
+            ))?;
+            let rows = stmt.query_map([id], Self::integration_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn delete_integration(&self, key: &IntegrationKey) -> Result<()> {
+        self.with(|conn| {
+            match conn.execute(
+                "DELETE FROM integrations WHERE tenant_id = ?1 AND id = ?2",
+                [&key.tenant_id, &key.integration_id],
+            )? {
+                0 => Err(not_found(key)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    async fn set_webhook_token(&self, key: &IntegrationKey, token: &str) -> Result<()> {
+        self.with(|conn| {
+            match conn.execute(
+                "UPDATE integrations SET webhook_token = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                [&key.tenant_id, &key.integration_id, token],
+            )? {
+                0 => Err(not_found(key)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    async fn add_version(&self, key: &IntegrationKey, sha256: &str, size: u64) -> Result<Version> {
+        let uploaded_at = now();
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let next: u32 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM versions
+                 WHERE tenant_id = ?1 AND integration_id = ?2",
+                [&key.tenant_id, &key.integration_id],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO versions (tenant_id, integration_id, version, sha256, size, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key.tenant_id, key.integration_id, next, sha256, size, uploaded_at],
+            )?;
+            tx.commit()?;
+            Ok(Version {
+                version: next,
+                sha256: sha256.to_owned(),
+                size,
+                uploaded_at,
+            })
+        })
+    }
+
+    async fn versions(&self, key: &IntegrationKey) -> Result<Vec<Version>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT version, sha256, size, uploaded_at FROM versions
+                 WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
+                Ok(Version {
+                    version: row.get(0)?,
+                    sha256: row.get(1)?,
+                    size: row.get(2)?,
+                    uploaded_at: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn activate(&self, key: &IntegrationKey, version: u32) -> Result<()> {
+        let at = now();
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions
+                 WHERE tenant_id = ?1 AND integration_id = ?2 AND version = ?3)",
+                params![key.tenant_id, key.integration_id, version],
+                |row| row.get(0),
+            )?;
+            if !exists {
+                return Err(StorageError::NotFound(format!(
+                    "version {version} of integration `{}`",
+                    key.integration_id
+                )));
+            }
+            tx.execute(
+                "UPDATE integrations SET active_version = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![key.tenant_id, key.integration_id, version],
+            )?;
+            tx.execute(
+                "INSERT INTO activations (tenant_id, integration_id, version, activated_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![key.tenant_id, key.integration_id, version, at],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn rollback_target(&self, key: &IntegrationKey) -> Result<Option<u32>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT a.version FROM activations a
+                     JOIN integrations i ON i.tenant_id = a.tenant_id AND i.id = a.integration_id
+                     WHERE a.tenant_id = ?1 AND a.integration_id = ?2
+                       AND a.version IS NOT i.active_version
+                     ORDER BY a.seq DESC LIMIT 1",
+                    [&key.tenant_id, &key.integration_id],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    async fn settings(&self, key: &IntegrationKey) -> Result<Settings> {
+        let sealed: Vec<(String, Vec<u8>)> = self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT key, value FROM settings WHERE tenant_id = ?1 AND integration_id = ?2",
+            )?;
+            let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        sealed
+            .into_iter()
+            .map(|(name, value)| {
+                let context = setting_context(key, &name);
+                match self.key.open(&context, &value) {
+                    Some(value) => Ok((name, value)),
+                    None => Err(StorageError::WrongKey(context)),
+                }
+            })
+            .collect()
+    }
+
+    async fn update_settings(
+        &self,
+        key: &IntegrationKey,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (name, value) in changes {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO settings (tenant_id, integration_id, key, value)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (tenant_id, integration_id, key)
+                         DO UPDATE SET value = excluded.value",
+                        params![
+                            key.tenant_id,
+                            key.integration_id,
+                            name,
+                            self.key.seal(&setting_context(key, name), value)?
+                        ],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM settings
+                         WHERE tenant_id = ?1 AND integration_id = ?2 AND key = ?3",
+                        params![key.tenant_id, key.integration_id, name],
+                    )?,
+                };
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn bindings(&self, key: &IntegrationKey) -> Result<Vec<Binding>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT extension, user_id FROM bindings
+                 WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY extension",
+            )?;
+            let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
+                Ok(Binding {
+                    extension: row.get(0)?,
+                    user_id: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn limits(&self, key: &IntegrationKey) -> Result<IntegrationLimits> {
+        let stored: Option<String> = self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT limits FROM integration_limits
+                     WHERE tenant_id = ?1 AND integration_id = ?2",
+                    [&key.tenant_id, &key.integration_id],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })?;
+        stored.map_or(Ok(IntegrationLimits::default()), |json| {
+            serde_json::from_str(&json)
+                .map_err(|err| StorageError::Corrupt(format!("limits of `{key}`: {err}")))
+        })
+    }
+
+    async fn set_limits(&self, key: &IntegrationKey, limits: &IntegrationLimits) -> Result<()> {
+        let json = serde_json::to_string(limits)
+            .map_err(|err| StorageError::Corrupt(format!("limits: {err}")))?;
+        self.with(|conn| {
+            let changed = conn.execute(
+                "INSERT INTO integration_limits (tenant_id, integration_id, limits)
+                 SELECT tenant_id, id, ?3 FROM integrations WHERE tenant_id = ?1 AND id = ?2
+                 ON CONFLICT (tenant_id, integration_id) DO UPDATE SET limits = excluded.limits",
+                params![key.tenant_id, key.integration_id, json],
+            )?;
+            if changed == 0 {
+                return Err(not_found(key));
+            }
+            Ok(())
+        })
+    }
+
+    async fn replace_bindings(&self, key: &IntegrationKey, bindings: &[Binding]) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM bindings WHERE tenant_id = ?1 AND integration_id = ?2",
+                [&key.tenant_id, &key.integration_id],
+            )?;
+            for binding in bindings {
+                tx.execute(
+                    "INSERT INTO bindings (tenant_id, integration_id, extension, user_id)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        key.tenant_id,
+                        key.integration_id,
+                        binding.extension,
+                        binding.user_id
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn events(
+        &self,
+        key: &IntegrationKey,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        self.read_events(
+            "WHERE tenant_id = ?1 AND integration_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+            params![key.tenant_id, key.integration_id, after_seq, limit],
+        )
+    }
+
+    async fn all_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.read_events(
+            "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after_seq, limit],
+        )
+    }
+
+    async fn consumed(&self) -> Result<i64> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row("SELECT seq FROM platform_cursor", [], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    async fn confirm_consumed(&self, seq: i64, prune_before: &str) -> Result<Consumption> {
+        // Pruning deletes up to PRUNE_BATCH rows.
+        let prune_before = prune_before.to_owned();
+        self.off_the_workers(move |conn| {
+            let prune_before = prune_before.as_str();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let last: i64 = tx.query_row(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+                [],
+                |row| row.get(0),
+            )?;
+            if !(0..=last).contains(&seq) {
+                return Err(StorageError::Invalid(format!(
+                    "seq {seq} is not in the event log: the last event stored is {last}"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO platform_cursor (id, seq) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [seq],
+            )?;
+            let confirmed: i64 =
+                tx.query_row("SELECT seq FROM platform_cursor", [], |row| row.get(0))?;
+            let pruned = tx.execute(
+                "DELETE FROM events WHERE seq IN (
+                     SELECT seq FROM events WHERE seq <= ?1 AND received_at < ?2
+                     ORDER BY seq LIMIT ?3)",
+                params![confirmed, prune_before, PRUNE_BATCH],
+            )?;
+            tx.commit()?;
+            Ok(Consumption {
+                seq: confirmed,
+                pruned,
+            })
+        })
+        .await
+    }
+
+    fn event_writer(&self, fsync: bool) -> Result<Box<dyn EventWriter>> {
+        let conn = connect(&self.path)?;
+        if !fsync {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Ok(Box::new(SqliteEventWriter(conn)))
+    }
+}
+
+/// The service's connection. A panic while holding the lock cannot leave SQLite half-written
+/// (transactions roll back on drop), so a poisoned lock is safe to keep using.
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// What a sealed setting is bound to: its tenant, integration and name (ids never contain
+/// `/`). Sealing, opening and the migration that seals older values all use this one form.
+fn setting_context(integration: &IntegrationKey, name: &str) -> String {
+    format!("{integration}/{name}")
+}
+
+/// What an operation on a missing integration answers. It names the integration by its id
+/// alone: the caller asked within its tenant.
+fn not_found(key: &IntegrationKey) -> StorageError {
+    StorageError::NotFound(format!("integration `{}`", key.integration_id))
+}
+
+/// The event log's writer: its own connection, so that its commits never wait on the service's.
+struct SqliteEventWriter(Connection);
+
+impl EventWriter for SqliteEventWriter {
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<i64>> {
+        let tx = self
+            .0
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seqs = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events
+                     (tenant_id, integration_id, version, received_at, event, call_record, users)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for event in batch {
+                insert.execute(params![
+                    event.tenant_id,
+                    event.integration_id,
+                    event.version,
+                    event.received_at,
+                    event.event,
+                    event.call_record,
+                    event.users,
+                ])?;
+                seqs.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(seqs)
+    }
+}
