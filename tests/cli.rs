@@ -44,8 +44,9 @@ fn settings_args(samples: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_example_sample_prints_its_documented_outcome() {
+/// Runs every sample of every example through the example's component that `component_of`
+/// names, and compares what `telehook run` prints with the sample's expected outcome.
+fn every_sample_gives_its_documented_outcome(component_of: impl Fn(&str) -> PathBuf) {
     let mut checked = 0;
     for example in EXAMPLES {
         let samples = telehook_test_artifacts::example_dir(example).join("samples");
@@ -57,6 +58,7 @@ fn every_example_sample_prints_its_documented_outcome() {
             .collect();
         requests.sort();
         assert!(!requests.is_empty(), "{example} has no samples");
+        let component = component_of(example);
         for request in requests {
             let expected_path = PathBuf::from(
                 request
@@ -71,7 +73,7 @@ fn every_example_sample_prints_its_documented_outcome() {
             let mut args = vec![
                 "run",
                 "--module",
-                component(example),
+                component.to_str().expect("UTF-8 path"),
                 "--request",
                 request.to_str().expect("UTF-8 path"),
             ];
@@ -79,17 +81,50 @@ fn every_example_sample_prints_its_documented_outcome() {
             let output = telehook(&args);
             assert!(
                 output.status.success(),
-                "{}: {}",
+                "{} with {}: {}",
                 request.display(),
+                component.display(),
                 stderr(&output)
             );
             let printed: Value =
                 serde_json::from_slice(&output.stdout).expect("run prints the outcome as JSON");
-            assert_eq!(printed, expected, "{}", request.display());
+            assert_eq!(
+                printed,
+                expected,
+                "{} with {}",
+                request.display(),
+                component.display()
+            );
             checked += 1;
         }
     }
     assert!(checked >= 3);
+}
+
+#[test]
+fn every_example_sample_prints_its_documented_outcome() {
+    every_sample_gives_its_documented_outcome(|example| PathBuf::from(component(example)));
+}
+
+/// The versioning policy's promise: a parser built against contract 0.1.0, before 0.2.0
+/// existed, still loads and gives every sample the same outcome on this host.
+#[test]
+fn the_examples_built_against_contract_0_1_give_the_same_outcomes() {
+    every_sample_gives_its_documented_outcome(contract_0_1_build);
+    for example in EXAMPLES {
+        let output = telehook(&[
+            "check",
+            contract_0_1_build(example).to_str().expect("UTF-8"),
+        ]);
+        assert!(output.status.success(), "{example}: {}", stderr(&output));
+    }
+}
+
+/// An example's component as built against contract 0.1.0 (`tests/contract-0.1.0/`).
+fn contract_0_1_build(example: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/contract-0.1.0")
+        .join(format!("{}.wasm", example.replace('-', "_")))
 }
 
 #[test]

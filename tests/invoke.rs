@@ -372,3 +372,33 @@ fn an_artifact_compiled_under_default_limits_loads_under_other_limits() {
     let invocation = parser.invoke(&command("log"), Arc::new(Settings::new()));
     assert!(invocation.result.is_ok(), "{:?}", invocation.result);
 }
+
+/// A component built against contract 0.1.0 is recognised as such and served through the
+/// adapter, with the same outcome as the current build of the same parser.
+#[test]
+fn a_parser_built_against_contract_0_1_is_served_as_one() {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/contract-0.1.0/generic_json.wasm");
+    let old = runtime
+        .load(&std::fs::read(old).expect("kept in the repository"))
+        .expect("a 0.1.0 parser still loads");
+    let new = runtime
+        .load(&std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built"))
+        .expect("loads");
+    assert_eq!(old.contract(), "telehook:parser@0.1.0");
+    assert_eq!(new.contract(), "telehook:parser@0.2.0");
+    let request = WebhookRequest::new(
+        "POST",
+        "/hooks/acme",
+        [("content-type".to_owned(), "application/json".to_owned())],
+        br#"{"srcPhone": "+79161234567", "dstPhone": "101"}"#.to_vec(),
+    );
+    let settings = Arc::new(Settings::new());
+    let old = old
+        .invoke(&request, Arc::clone(&settings))
+        .result
+        .expect("parses");
+    let new = new.invoke(&request, settings).result.expect("parses");
+    assert_eq!(old, new);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, component, example_dir};
+use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, ZADARMA, component, example_dir};
 use ureq::http::{Method, Request};
 
 /// A running `telehook serve`.
@@ -1320,4 +1320,172 @@ fn parsers_idle_longest_are_unloaded_past_the_cap_and_load_again_on_their_next_r
         let events = server.events("acme", &format!("line-{i}"));
         assert_eq!(events.len(), 2, "line-{i}: {events:?}");
     }
+}
+
+/// Milliseconds since the Unix epoch, as parsers get the receive time.
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since.as_millis()).expect("fits")
+}
+
+/// POSTs `body` to `url` over HTTP/2 with prior knowledge, as a provider's HTTP/2 client does:
+/// no `host` header, the authority travels as `:authority`.
+fn send_http2(url: &str, body: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let uri: hyper::Uri = url.parse().expect("a URL");
+        let authority = uri.authority().expect("an authority").to_string();
+        let stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .expect("connects");
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("an HTTP/2 connection");
+        tokio::spawn(connection);
+        let request = hyper::Request::post(uri)
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                body.to_owned(),
+            )))
+            .expect("a request");
+        let response = sender.send_request(request).await.expect("an answer");
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        let status = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("a body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
+#[test]
+fn a_parser_sees_the_url_the_provider_called_its_route_suffix_and_when_it_arrived() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration("acme", "echo", HOSTILE, json!({}));
+    let authority = server.url.trim_start_matches("http://").to_owned();
+
+    // A provider that appends to the URL it was given (Mango Office's `/events/call`).
+    let before = now_ms();
+    let seen = server.send(
+        "POST",
+        &format!("{webhook}/events/call?x=1"),
+        None,
+        &[],
+        b"echo-request".to_vec(),
+    );
+    let after = now_ms();
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let seen = seen.json();
+    assert_eq!(
+        seen["url"],
+        format!("{}{webhook}/events/call?x=1", server.url)
+    );
+    assert_eq!(seen["route_suffix"], "events/call");
+    assert_eq!(seen["host"], authority.as_str());
+    let at = seen["received_at_ms"].as_u64().expect("a time");
+    assert!(
+        (before..=after).contains(&at),
+        "{before} <= {at} <= {after}"
+    );
+
+    // Behind a proxy that terminates TLS: the URL the provider called is the proxy's.
+    let proxied = server.send(
+        "POST",
+        &webhook,
+        None,
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "hooks.example.com"),
+        ],
+        b"echo-request".to_vec(),
+    );
+    assert_eq!(proxied.status, 200, "{}", proxied.body);
+    assert_eq!(
+        proxied.json()["url"],
+        format!("https://hooks.example.com{webhook}")
+    );
+    assert_eq!(proxied.json()["route_suffix"], "");
+
+    // HTTP/2 sends no `host` header: the parser gets the authority as `host`, and in the URL.
+    let (status, body) = send_http2(&format!("{}{webhook}", server.url), "echo-request");
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(seen["url"], format!("{}{webhook}", server.url));
+    assert_eq!(seen["host"], authority.as_str());
+}
+
+#[test]
+fn a_refusal_with_a_status_is_answered_with_it_and_counted_as_rejected() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration("acme", "guard", HOSTILE, json!({}));
+
+    let forged = server.send("POST", &webhook, None, &[], b"forbidden".to_vec());
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(forged.json()["error"], "the signature does not match");
+
+    // A refusal may not pass for a success, and an event that names only its call needs
+    // calls in the host: both are invalid results, the parser's fault.
+    let success = server.send("POST", &webhook, None, &[], b"refuse-with-200".to_vec());
+    assert_eq!(success.status, 500, "{}", success.body);
+    assert!(
+        success.body.contains("parse_error.status"),
+        "{}",
+        success.body
+    );
+    let partial = server.send("POST", &webhook, None, &[], b"partial".to_vec());
+    assert_eq!(partial.status, 500, "{}", partial.body);
+    assert!(partial.body.contains("event.direction"), "{}", partial.body);
+
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    for (outcome, count) in [("rejected", 1), ("invalid", 2)] {
+        let line = format!(
+            r#"telehook_webhook_requests_total{{tenant="acme",integration="guard",outcome="{outcome}"}} {count}"#
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let invocations = server.admin(
+        "GET",
+        "/tenants/acme/integrations/guard/invocations",
+        Value::Null,
+    );
+    let outcomes: Vec<Value> = invocations
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|invocation| invocation["outcome"].clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [json!("invalid"), json!("invalid"), json!("rejected")]
+    );
+}
+
+#[test]
+fn a_parser_built_against_contract_0_1_is_served_beside_one_built_against_0_2() {
+    let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract-0.1.0/zadarma.wasm");
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let old_webhook = server.integration(
+        "acme",
+        "zadarma-0-1",
+        old.to_str().expect("UTF-8"),
+        settings("zadarma"),
+    );
+    let new_webhook = server.integration("acme", "zadarma", ZADARMA, settings("zadarma"));
+    replay(&server, "acme", "zadarma-0-1", &old_webhook, "zadarma");
+    replay(&server, "acme", "zadarma", &new_webhook, "zadarma");
 }

@@ -22,11 +22,27 @@ impl TelephonyEvent {
         Self {
             call_id: None,
             event,
-            direction,
+            direction: Some(direction),
             disposition: Disposition::Unknown,
-            src_phone: src_phone.into(),
+            src_phone: Some(src_phone.into()),
             src_phone_ext: None,
-            dst_phone: dst_phone.into(),
+            dst_phone: Some(dst_phone.into()),
+            dst_phone_ext: None,
+        }
+    }
+
+    /// An event that names only its call: an answer or a hang-up whose notification carries
+    /// the call id but not the direction or the numbers. The host completes it from the call's
+    /// earlier events.
+    pub fn of_call(event: EventType, call_id: impl Into<String>) -> Self {
+        Self {
+            call_id: Some(call_id.into()),
+            event,
+            direction: None,
+            disposition: Disposition::Unknown,
+            src_phone: None,
+            src_phone_ext: None,
+            dst_phone: None,
             dst_phone_ext: None,
         }
     }
@@ -69,11 +85,32 @@ impl CallRecord {
     ) -> Self {
         Self {
             call_id: None,
-            direction,
+            direction: Some(direction),
             disposition,
-            src_phone: src_phone.into(),
+            src_phone: Some(src_phone.into()),
             src_phone_ext: None,
-            dst_phone: dst_phone.into(),
+            dst_phone: Some(dst_phone.into()),
+            dst_phone_ext: None,
+            duration,
+            call: call.into(),
+        }
+    }
+
+    /// The record of a call known only by its id (a recording callback that carries nothing
+    /// else); the host completes the parties from the call's events.
+    pub fn of_call(
+        call_id: impl Into<String>,
+        disposition: Disposition,
+        duration: u32,
+        call: impl Into<String>,
+    ) -> Self {
+        Self {
+            call_id: Some(call_id.into()),
+            direction: None,
+            disposition,
+            src_phone: None,
+            src_phone_ext: None,
+            dst_phone: None,
             dst_phone_ext: None,
             duration,
             call: call.into(),
@@ -159,6 +196,7 @@ impl ParseResult {
             event: None,
             call_record: None,
             response: None,
+            delivery_id: None,
         }
     }
 
@@ -194,14 +232,42 @@ impl ParseResult {
         self.response = Some(response);
         self
     }
+
+    /// Names the provider's id of this delivery, the same on each of its retries (Twilio's
+    /// `i-twilio-idempotency-token` header, Telnyx's event id), so that the host stores a
+    /// retried delivery once.
+    pub fn with_delivery_id(mut self, id: impl Into<String>) -> Self {
+        self.delivery_id = non_empty(id.into());
+        self
+    }
 }
 
 impl ParseError {
-    /// A refusal with the message the provider and the admin will read.
+    /// A refusal with the message the provider and the admin will read; the provider gets
+    /// `400`.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            status: None,
         }
+    }
+
+    /// A refusal of a request whose signature or token is wrong: the provider gets `401`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(message).with_status(401)
+    }
+
+    /// A refusal of a request that is genuine in form but not allowed (a stale timestamp, a
+    /// replay): the provider gets `403`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(message).with_status(403)
+    }
+
+    /// The same refusal answered with `status` (400 to 499; the host refuses any other as an
+    /// invalid result).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 
@@ -242,15 +308,34 @@ mod tests {
             .with_disposition(Disposition::Busy)
             .with_dst_phone_ext("101");
         let record = CallRecord::of_event(&event, 42, "rec-9");
-        assert_eq!(record.direction, Direction::Out);
+        assert_eq!(record.direction, Some(Direction::Out));
         assert_eq!(record.disposition, Disposition::Busy);
         assert_eq!(
-            (record.src_phone.as_str(), record.dst_phone.as_str()),
-            ("101", "+7916")
+            (record.src_phone.as_deref(), record.dst_phone.as_deref()),
+            (Some("101"), Some("+7916"))
         );
         assert_eq!(record.dst_phone_ext.as_deref(), Some("101"));
         assert_eq!(record.call_id.as_deref(), Some("c-2"));
         assert_eq!((record.duration, record.call.as_str()), (42, "rec-9"));
+    }
+
+    #[test]
+    fn an_event_of_a_call_names_the_call_and_nothing_else() {
+        let event = TelephonyEvent::of_call(EventType::NotifyAnswer, "c-3");
+        assert_eq!(event.call_id.as_deref(), Some("c-3"));
+        assert_eq!(
+            (event.direction, event.src_phone, event.dst_phone),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_status() {
+        assert_eq!(ParseError::new("unreadable").status, None);
+        assert_eq!(ParseError::unauthorized("bad signature").status, Some(401));
+        assert_eq!(ParseError::forbidden("stale").status, Some(403));
+        let result = ParseResult::empty().with_delivery_id("");
+        assert_eq!(result.delivery_id, None);
     }
 
     #[test]

@@ -110,6 +110,9 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            url: "https://hooks.example.com/hook?zd_echo=42&a=1".into(),
+            route_suffix: String::new(),
+            received_at_ms: 1_796_119_200_000,
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use telehook::Limits;
 use telehook_server::admission::AdmissionLimits;
 use telehook_server::health::BreakerConfig;
-use telehook_server::http::HttpLimits;
+use telehook_server::http::HttpConfig;
 use telehook_server::service::{DEFAULT_EVENT_RETENTION, DEFAULT_MAX_LOADED_PARSERS};
 
 /// The default listening address: loopback only, until an operator decides otherwise.
@@ -124,7 +124,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
-    pub http: HttpLimits,
+    pub http: HttpConfig,
     pub limits: Limits,
     pub admission: AdmissionLimits,
     pub breaker: BreakerConfig,
@@ -143,7 +143,11 @@ impl ServeConfig {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let mut http = HttpLimits::default();
+        let public_url = args.public_url.clone().or(file.public_url.clone());
+        let mut http = HttpConfig {
+            public_url: public_url.clone(),
+            ..HttpConfig::default()
+        };
         if let Some(max) = args.max_body_bytes.or(file.max_body_bytes) {
             http.max_body_bytes = max;
         }
@@ -190,7 +194,7 @@ impl ServeConfig {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            public_url: args.public_url.or(file.public_url),
+            public_url,
             http,
             limits,
             admission,

@@ -90,6 +90,11 @@ enum Command {
         /// An integration setting the parser can read, e.g. `api_secret=...`.
         #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, String)>,
+        /// When the request was received (RFC 3339, e.g. `2026-12-01T10:00:00Z`), the clock
+        /// the parser reads: the same request at the same time gives the same outcome. Wins
+        /// over the request file's `received_at`; the current time when neither gives one.
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+        now: Option<std::time::SystemTime>,
     },
 }
 
@@ -181,12 +186,16 @@ fn run(command: Command) -> Result<ExitCode> {
             module,
             request,
             settings,
+            now,
         } => {
             let parser = load(&Runtime::new(Limits::default())?, &module)?;
             let json = std::fs::read_to_string(&request)
                 .with_context(|| format!("cannot read {}", request.display()))?;
-            let request = WebhookRequest::from_json(&json)
+            let mut request = WebhookRequest::from_json(&json)
                 .with_context(|| format!("in {}", request.display()))?;
+            if let Some(now) = now {
+                request = request.received_at(now);
+            }
             let invocation = parser.invoke(&request, Arc::new(settings.into_iter().collect()));
             print_log(&invocation.log);
             match invocation.result {

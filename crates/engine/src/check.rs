@@ -39,8 +39,11 @@ pub(crate) fn imports(engine: &Engine, component: &Component) -> Result<(), Load
                 ImportPolicy::Granted => return None,
                 ImportPolicy::Forbidden(reason) => reason.to_owned(),
                 ImportPolicy::OtherContractVersion => format!(
-                    "this host implements `{}`: rebuild the parser against it",
-                    contract::PACKAGE
+                    "this host serves {}: rebuild the parser against `{}`",
+                    contract::PACKAGES
+                        .map(|package| format!("`{package}`"))
+                        .join(" and "),
+                    contract::CURRENT
                 ),
                 ImportPolicy::Unknown => "this host does not provide it; it provides \
                     `telehook:parser/host` and the WASI basics a language runtime needs"

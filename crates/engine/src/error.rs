@@ -108,6 +108,8 @@ pub enum InvokeError {
     Rejected {
         /// The parser's message.
         message: String,
+        /// The status the provider gets: `400` unless the parser named another (401, 403, ...).
+        status: u16,
     },
     /// The parser ran past its time limit and was stopped.
     #[error("the parser ran longer than its limit of {} ms and was stopped", limit.as_millis())]
@@ -166,7 +168,13 @@ pub enum RequestError {
     /// `body_base64` is not base64.
     #[error("the request file's `body_base64` is not valid base64: {0}")]
     Base64(#[source] base64::DecodeError),
-    /// `url` is not a path.
-    #[error("the request file's `url` must start with `/` (a path and query), got `{0}`")]
+    /// `url` is neither a path nor an absolute HTTP URL.
+    #[error(
+        "the request file's `url` must be a path and query starting with `/` or an absolute \
+         `http://` or `https://` URL, got `{0}`"
+    )]
     RelativeUrl(String),
+    /// `received_at` is not an RFC 3339 time.
+    #[error("the request file's `received_at` is not an RFC 3339 time: {0}")]
+    ReceivedAt(#[source] humantime::TimestampError),
 }

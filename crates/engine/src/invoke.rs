@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Instance, TypedFunc};
+use wasmtime::component::{Func, Instance};
 use wasmtime::{Store, Trap};
 
-use crate::contract::{self, telehook::parser::types as wit};
+use crate::contract::{self, Refusal};
 use crate::error::InvokeError;
 use crate::log::InvocationLog;
 use crate::outcome::Outcome;
@@ -14,10 +14,6 @@ use crate::parser::Parser;
 use crate::request::WebhookRequest;
 use crate::sandbox::{Sandbox, Settings};
 use crate::validate::validate;
-
-/// The contract's one export, as the generated bindings type it.
-type ParseFunction<'a> =
-    TypedFunc<(&'a wit::Request,), (Result<wit::ParseResult, wit::ParseError>,)>;
 
 /// The stages of an invocation, for [`Parser::invoke_until`]; each includes the ones before it
 /// and dropping the store.
@@ -57,17 +53,13 @@ impl Parser {
         let mut store = self.store(settings);
         let called = self
             .instantiate(&mut store)
-            .and_then(|parse| Ok(parse.call(&mut store, (&wit::Request::from(request),))?.0));
+            .and_then(|parse| self.linked.call(&mut store, parse, request));
         let result = match called {
-            Ok(Ok(result)) => {
-                let outcome = Outcome::from(result);
-                validate(&outcome)
-                    .map(|()| outcome)
-                    .map_err(InvokeError::Invalid)
-            }
-            Ok(Err(refusal)) => Err(InvokeError::Rejected {
-                message: refusal.message,
-            }),
+            Ok(Ok(Ok(outcome))) => validate(&outcome)
+                .map(|()| outcome)
+                .map_err(InvokeError::Invalid),
+            Ok(Ok(Err(violations))) => Err(InvokeError::Invalid(violations)),
+            Ok(Err(Refusal { message, status })) => Err(InvokeError::Rejected { message, status }),
             Err(err) => Err(self.classify(&err, store.data())),
         };
         let elapsed = started.elapsed();
@@ -106,43 +98,39 @@ impl Parser {
         if stage == Stage::Instantiate {
             return true;
         }
-        match parse.call(&mut store, (&wit::Request::from(request),)) {
-            Ok((Ok(result),)) => stage == Stage::Call || validate(&Outcome::from(result)).is_ok(),
+        match self.linked.call(&mut store, parse, request) {
+            Ok(Ok(Ok(outcome))) => stage == Stage::Call || validate(&outcome).is_ok(),
             _ => false,
         }
     }
 
     /// A fresh store with this parser's limits and deadline.
     fn store(&self, settings: Arc<Settings>) -> Store<Sandbox> {
-        let engine = self.pre.instance_pre().engine();
+        let engine = self.linked.instance_pre().engine();
         let mut store = Store::new(engine, Sandbox::new(settings, &self.limits));
         store.limiter(|sandbox| &mut sandbox.memory);
         store.set_epoch_deadline(self.limits.timeout_ticks());
         store
     }
 
-    /// A fresh instance in `store`, as its `parse-webhook-request`.
-    fn instantiate<'a>(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<ParseFunction<'a>> {
-        let instance = self.pre.instance_pre().instantiate(&mut *store)?;
+    /// A fresh instance in `store`, as its `parse-webhook-request`. The contract's module
+    /// types the function without checking its type again: the generated bindings check it on
+    /// every instantiation, which costs a tenth of a small parser's invocation, and it was
+    /// checked once when the parser was loaded.
+    fn instantiate(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<Func> {
+        let instance = self.linked.instance_pre().instantiate(&mut *store)?;
         self.parse_function(store, &instance)
     }
 
-    /// The instance's `parse-webhook-request`, typed without checking its type again: the
-    /// generated bindings check it on every instantiation, which costs a tenth of a small
-    /// parser's invocation, and it was checked once when the parser was loaded.
-    #[allow(unsafe_code)]
-    fn parse_function<'a>(
+    /// The instance's `parse-webhook-request`, which `self.export` indexes.
+    fn parse_function(
         &self,
         store: &mut Store<Sandbox>,
         instance: &Instance,
-    ) -> wasmtime::Result<ParseFunction<'a>> {
-        let func = instance
+    ) -> wasmtime::Result<Func> {
+        instance
             .get_func(&mut *store, self.export)
-            .ok_or_else(|| wasmtime::format_err!("`{}` is not exported", contract::EXPORT))?;
-        // SAFETY: `ParserPre::new` type-checked this export against `ParseFunction`'s
-        // signature when the parser was loaded (`Parser::from_component`), and `self.export`
-        // indexes the same component's export.
-        Ok(unsafe { ParseFunction::new_unchecked(func) })
+            .ok_or_else(|| wasmtime::format_err!("`{}` is not exported", contract::EXPORT))
     }
 
     /// Names what stopped the parser, most specific first.

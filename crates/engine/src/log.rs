@@ -3,8 +3,6 @@
 
 use serde::Serialize;
 
-use crate::contract;
-
 /// How much a log line matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,18 +17,6 @@ pub enum LogLevel {
     Warn,
     /// A failure; also what the parser printed to stderr (a panic message lands there).
     Error,
-}
-
-impl From<contract::LogLevel> for LogLevel {
-    fn from(level: contract::LogLevel) -> Self {
-        match level {
-            contract::LogLevel::Trace => Self::Trace,
-            contract::LogLevel::Debug => Self::Debug,
-            contract::LogLevel::Info => Self::Info,
-            contract::LogLevel::Warn => Self::Warn,
-            contract::LogLevel::Error => Self::Error,
-        }
-    }
 }
 
 /// One line of a parser's log.

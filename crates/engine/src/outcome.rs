@@ -15,6 +15,9 @@ pub struct Outcome {
     pub call_record: Option<CallRecord>,
     /// What the provider gets back; `None` means the default `200` with an empty body.
     pub response: Option<HttpResponse>,
+    /// The provider's id of this delivery, the same on each of its retries (contract 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
 }
 
 /// What happened in a call.
@@ -259,6 +262,7 @@ mod tests {
                 headers: vec![("content-type".into(), "text/plain".into())],
                 body: b"42".to_vec(),
             }),
+            delivery_id: None,
         };
         assert_eq!(
             serde_json::to_value(&outcome).unwrap(),

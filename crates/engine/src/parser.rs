@@ -4,18 +4,18 @@
 
 use wasmtime::component::ComponentExportIndex;
 
-use crate::contract::ParserPre;
+use crate::contract::Linked;
 use crate::error::LoadError;
 use crate::limits::Limits;
-use crate::sandbox::Sandbox;
 
 /// A compiled, checked and pre-linked parser, ready for [`Parser::invoke`].
 ///
 /// Cheap to share between threads; every invocation gets its own fresh instance.
 #[derive(Clone)]
 pub struct Parser {
-    /// Linked against the host's imports, with the export type-checked against the contract.
-    pub(crate) pre: ParserPre<Sandbox>,
+    /// Linked against the host's imports, with the export type-checked against the contract
+    /// version it was built for.
+    pub(crate) linked: Linked,
     /// Where `parse-webhook-request` is, so that an invocation finds it without a lookup.
     pub(crate) export: ComponentExportIndex,
     pub(crate) limits: Limits,
@@ -30,7 +30,7 @@ impl Parser {
         limits.timeout = timeout.min(limits.timeout_cap.max(limits.timeout));
         limits.memory_bytes = memory_bytes.min(limits.memory_cap_bytes.max(limits.memory_bytes));
         Self {
-            pre: self.pre.clone(),
+            linked: self.linked.clone(),
             export: self.export,
             limits,
         }
@@ -41,10 +41,15 @@ impl Parser {
         &self.limits
     }
 
+    /// The contract version the parser was built against, e.g. `telehook:parser@0.1.0`.
+    pub fn contract(&self) -> &'static str {
+        self.linked.package()
+    }
+
     /// The compiled parser as bytes, for [`Runtime::load_precompiled`](crate::Runtime::load_precompiled)
     /// after a restart.
     pub fn precompiled(&self) -> Result<Vec<u8>, LoadError> {
-        self.pre
+        self.linked
             .instance_pre()
             .component()
             .serialize()

@@ -7,7 +7,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::check;
-use crate::contract::{self, ParserPre};
+use crate::contract::{self, Linked};
 use crate::error::{LoadError, RuntimeError};
 use crate::limits::{EPOCH_TICK, Limits};
 use crate::parser::Parser;
@@ -126,13 +126,12 @@ impl Runtime {
             .linker
             .instantiate_pre(component)
             .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
-        let pre = ParserPre::new(instance_pre)
-            .map_err(|err| LoadError::ExportMismatch(format!("{err:#}")))?;
+        let linked = Linked::new(instance_pre)?;
         let (_, export) = component
             .get_export(None, contract::EXPORT)
             .ok_or_else(|| LoadError::ExportMismatch("it is not exported".to_owned()))?;
         Ok(Parser {
-            pre,
+            linked,
             export,
             limits: self.limits.clone(),
         })

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::p2::bindings::{cli, random, sync::io};
@@ -157,17 +157,18 @@ impl WasiView for Sandbox {
     }
 }
 
-impl contract::Host for Sandbox {
-    fn get_setting(&mut self, key: String) -> Option<String> {
-        self.settings.get(&key).map(str::to_owned)
+/// The contract's `host` interface, which every contract version links to these.
+impl Sandbox {
+    /// `get-setting`: a setting of the parser's integration.
+    pub(crate) fn setting(&self, key: &str) -> Option<String> {
+        self.settings.get(key).map(str::to_owned)
     }
 
-    fn log(&mut self, level: contract::LogLevel, message: String) {
-        self.log.push(level.into(), &message);
+    /// `log`: a line of the invocation's log.
+    pub(crate) fn log_line(&mut self, level: LogLevel, message: &str) {
+        self.log.push(level, message);
     }
 }
-
-impl contract::telehook::parser::types::Host for Sandbox {}
 
 /// Enforces the memory and table limits, and remembers a refusal so that the trap that usually
 /// follows (a Rust guest aborts when allocation fails) is reported as the limit it was.
@@ -215,7 +216,7 @@ impl ResourceLimiter for MemoryGuard {
 /// described in the module docs.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<Sandbox>> {
     let mut linker = Linker::new(engine);
-    contract::Parser::add_to_linker::<_, HasSelf<_>>(&mut linker, |sandbox| sandbox)?;
+    contract::add_to_linker(&mut linker)?;
 
     let l = &mut linker;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasTable>(l, table)?;
@@ -270,7 +271,7 @@ pub(crate) enum ImportPolicy {
     Granted,
     /// A capability parsers never get, and why.
     Forbidden(&'static str),
-    /// The contract's package, at a version this host does not implement.
+    /// The contract's package, at a version this host does not serve.
     OtherContractVersion,
     /// Not something this host knows.
     Unknown,
@@ -285,8 +286,10 @@ pub(crate) fn import_policy(name: &str) -> ImportPolicy {
     match package {
         "telehook:parser" => {
             let known = matches!(interface, "host" | "types");
-            let current = contract::PACKAGE.ends_with(&format!("@{version}"));
-            match (known, current) {
+            let served = contract::PACKAGES
+                .iter()
+                .any(|package| package.ends_with(&format!("@{version}")));
+            match (known, served) {
                 (true, true) => ImportPolicy::Granted,
                 (true, false) => ImportPolicy::OtherContractVersion,
                 (false, _) => ImportPolicy::Unknown,
@@ -321,6 +324,10 @@ mod tests {
         );
         assert_eq!(
             import_policy("telehook:parser/host@0.2.0"),
+            ImportPolicy::Granted
+        );
+        assert_eq!(
+            import_policy("telehook:parser/host@0.3.0"),
             ImportPolicy::OtherContractVersion
         );
         assert_eq!(

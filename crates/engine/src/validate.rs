@@ -9,7 +9,7 @@
 //! | `src_phone_ext`, `dst_phone_ext` | absent, or 1 to [`MAX_EXTENSION_LEN`] characters from [`PHONE_CHARS`] (empty is refused: leave it out) |
 //! | `src_phone_ext` | only when `direction` is `in` |
 //! | `dst_phone_ext` | only when `direction` is `out` |
-//! | `call_id` | absent, or 1 to [`MAX_CALL_ID_LEN`] bytes without control characters |
+//! | `call_id`, `delivery_id` | absent, or 1 to [`MAX_CALL_ID_LEN`] bytes without control characters |
 //! | `call_record.duration` | at most [`MAX_DURATION_SECONDS`] |
 //! | `call_record.call` | 1 to [`MAX_CALL_DATA_BYTES`] bytes |
 //! | `response.status` | 200 to 599 (a 1xx cannot be a final answer); no body with 204 or 304 |
@@ -95,6 +95,9 @@ pub fn validate(outcome: &Outcome) -> Result<(), Violations> {
     if let Some(response) = &outcome.response {
         check.response(response);
     }
+    if let Some(delivery_id) = &outcome.delivery_id {
+        check.id("delivery_id".into(), delivery_id);
+    }
     if check.violations.is_empty() {
         Ok(())
     } else {
@@ -166,14 +169,18 @@ impl Checker {
             }
         }
         if let Some(call_id) = parties.call_id {
-            let field = format!("{part}.call_id");
-            if call_id.is_empty() {
-                self.fail(field, "must not be empty (leave it out instead)");
-            } else if call_id.len() > MAX_CALL_ID_LEN {
-                self.fail(field, too_long(call_id.len(), MAX_CALL_ID_LEN));
-            } else if call_id.chars().any(char::is_control) {
-                self.fail(field, "must not contain control characters");
-            }
+            self.id(format!("{part}.call_id"), call_id);
+        }
+    }
+
+    /// An id the host keys on (a call's, a delivery's): printable, bounded, never empty.
+    fn id(&mut self, field: String, id: &str) {
+        if id.is_empty() {
+            self.fail(field, "must not be empty (leave it out instead)");
+        } else if id.len() > MAX_CALL_ID_LEN {
+            self.fail(field, too_long(id.len(), MAX_CALL_ID_LEN));
+        } else if id.chars().any(char::is_control) {
+            self.fail(field, "must not contain control characters");
         }
     }
 
@@ -312,6 +319,7 @@ mod tests {
             event: Some(event),
             call_record: None,
             response: None,
+            delivery_id: None,
         }
     }
 
@@ -320,6 +328,7 @@ mod tests {
             event: None,
             call_record: None,
             response: Some(response),
+            delivery_id: None,
         }
     }
 
@@ -333,11 +342,35 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_id_is_an_id() {
+        for (id, rule) in [
+            ("", "must not be empty (leave it out instead)"),
+            ("a\u{7}b", "must not contain control characters"),
+        ] {
+            let outcome = Outcome {
+                delivery_id: Some(id.into()),
+                ..Outcome::default()
+            };
+            let broken = validate(&outcome).expect_err("refused");
+            assert_eq!(
+                (broken.0[0].field.as_str(), broken.0[0].rule.as_str()),
+                ("delivery_id", rule)
+            );
+        }
+        let outcome = Outcome {
+            delivery_id: Some("RE5b1d7e1f".into()),
+            ..Outcome::default()
+        };
+        assert_eq!(validate(&outcome), Ok(()));
+    }
+
+    #[test]
     fn well_formed_results_pass() {
         let empty = Outcome {
             event: None,
             call_record: None,
             response: None,
+            delivery_id: None,
         };
         assert_eq!(validate(&empty), Ok(()));
         let mut incoming = event(Direction::In);
@@ -420,6 +453,7 @@ mod tests {
             event: None,
             call_record: Some(record),
             response: None,
+            delivery_id: None,
         };
         assert_eq!(
             fields(&outcome),

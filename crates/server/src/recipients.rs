@@ -79,6 +79,7 @@ mod tests {
             }),
             call_record: None,
             response: None,
+            delivery_id: None,
         }
     }
 

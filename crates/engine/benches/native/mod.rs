@@ -29,6 +29,7 @@ pub fn parse(body: &[u8]) -> Result<Outcome, String> {
         }),
         call_record: None,
         response: None,
+        delivery_id: None,
     };
     validate(&outcome).map_err(|err| err.to_string())?;
     Ok(outcome)

@@ -108,7 +108,12 @@ prop_compose! {
         call_record in prop::option::of(record()),
         response in prop::option::of(response()),
     ) -> Outcome {
-        Outcome { event, call_record, response }
+        Outcome {
+            event,
+            call_record,
+            response,
+            delivery_id: None,
+        }
     }
 }
 

@@ -170,7 +170,7 @@ async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read(headers, body, MAX_JSON_BYTES, state.limits.body_timeout).await?;
+    let bytes = read(headers, body, MAX_JSON_BYTES, state.config.body_timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|err| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
 }
@@ -331,11 +331,11 @@ async fn upload_version(
     let turn = match state.service.upload_turn(&integration.tenant_id) {
         Ok(turn) => turn,
         Err(busy) => {
-            discard(body, limit, state.limits.body_timeout).await;
+            discard(body, limit, state.config.body_timeout).await;
             return Err(busy.into());
         }
     };
-    let bytes = read(&headers, body, limit, state.limits.body_timeout).await?;
+    let bytes = read(&headers, body, limit, state.config.body_timeout).await?;
     let version = state
         .service
         .upload_version(&integration.key(), bytes.to_vec(), turn)
@@ -396,7 +396,7 @@ async fn test_version(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = read(&headers, body, MAX_JSON_BYTES, state.limits.body_timeout).await?;
+    let bytes = read(&headers, body, MAX_JSON_BYTES, state.config.body_timeout).await?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))?;
     let request = WebhookRequest::from_json(&text)

@@ -28,9 +28,13 @@ use tokio::net::TcpListener;
 
 use crate::service::Service;
 
-/// The HTTP side's limits.
+/// How the HTTP side is set up: its limits, and the URL it is reached at.
 #[derive(Debug, Clone)]
-pub struct HttpLimits {
+pub struct HttpConfig {
+    /// The base URL providers call, as configured (`--public-url`): the scheme and authority
+    /// of the URL a parser is told it was called at. `None` when it was not configured: the
+    /// request's forwarded headers or authority tell it then.
+    pub public_url: Option<String>,
     /// The largest webhook body; larger ones get 413. Providers' webhooks are a few KiB; every
     /// byte allowed beyond that is work an attacker can make the host do before refusing.
     pub max_body_bytes: usize,
@@ -42,9 +46,10 @@ pub struct HttpLimits {
     pub drain_timeout: Duration,
 }
 
-impl Default for HttpLimits {
+impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            public_url: None,
             max_body_bytes: 64 << 10,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
@@ -56,13 +61,19 @@ impl Default for HttpLimits {
 #[derive(Clone)]
 struct AppState {
     service: Arc<Service>,
-    limits: Arc<HttpLimits>,
+    config: Arc<HttpConfig>,
 }
 
 fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/hooks/{tenant}/{integration}/{token}",
+            any(ingress::webhook),
+        )
+        // Providers that append to the URL they are given (Mango Office's `/events/call`):
+        // the rest of the path is the parser's route suffix.
+        .route(
+            "/hooks/{tenant}/{integration}/{token}/{*suffix}",
             any(ingress::webhook),
         )
         .route(
@@ -80,18 +91,18 @@ fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
-    limits: HttpLimits,
+    config: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let drain_timeout = limits.drain_timeout;
-    limit_receive_buffer(&listener, limits.max_body_bytes);
+    let drain_timeout = config.drain_timeout;
+    limit_receive_buffer(&listener, config.max_body_bytes);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(config.header_timeout);
     let app = router(AppState {
         service,
-        limits: Arc::new(limits),
+        config: Arc::new(config),
     });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

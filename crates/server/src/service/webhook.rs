@@ -271,7 +271,7 @@ impl Service {
             Err(err) => {
                 tracing::warn!(integration = %key, kind = err.kind(), "parser failed: {err}");
                 let response = match &err {
-                    InvokeError::Rejected { message } => error(400, message),
+                    InvokeError::Rejected { message, status } => error(*status, message),
                     InvokeError::Instantiate(_) => retry_later("the host is busy; retry later"),
                     other => error(500, &other.to_string()),
                 };

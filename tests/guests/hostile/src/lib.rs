@@ -67,6 +67,21 @@ impl Parser for Hostile {
                     "101",
                 )))
             }
+            "forbidden" => Err(ParseError::forbidden("the signature does not match")),
+            "refuse-with-200" => Err(ParseError::new("refused, but as a success").with_status(200)),
+            "partial" => Ok(ParseResult::with_event(TelephonyEvent::of_call(
+                EventType::NotifyAnswer,
+                "call-7",
+            ))),
+            "echo-request" => Ok(ParseResult::with_response(Response::json(
+                200,
+                &serde_json::json!({
+                    "url": request.url,
+                    "route_suffix": request.route_suffix,
+                    "received_at_ms": request.received_at_ms,
+                    "host": request.header("host"),
+                }),
+            ))),
             other => Err(ParseError::new(format!("unknown command `{other}`"))),
         }
     }

@@ -1,0 +1,185 @@
+//! The WIT contract (`wit/`), as Rust, in every version this host serves: the generated
+//! bindings of each, and the conversions between their types and the host's own
+//! ([`crate::outcome`], [`crate::WebhookRequest`]).
+//!
+//! This is the only module that sees generated types. A new contract version is a file here
+//! ([`v0_1`] is `telehook:parser@0.1.0`, frozen in `wit/0.1.0/`; [`v0_2`] is the current one,
+//! `wit/parser.wit`) and a member of [`Linked`]; the rest of the host works on its own types
+//! and never learns which version a parser was built against. Components built against an
+//! older version keep working unchanged, side by side, as the contract's versioning policy
+//! promises.
+
+use wasmtime::Store;
+use wasmtime::component::{Func, InstancePre, Linker};
+
+use crate::error::LoadError;
+use crate::outcome::Outcome;
+use crate::request::WebhookRequest;
+use crate::sandbox::Sandbox;
+use crate::validate::Violations;
+
+pub(crate) mod v0_1;
+pub(crate) mod v0_2;
+
+/// Every contract version this host serves, oldest first.
+pub(crate) const PACKAGES: [&str; 2] = [v0_1::PACKAGE, v0_2::PACKAGE];
+
+/// The newest contract version, the one new parsers are built against.
+pub(crate) const CURRENT: &str = v0_2::PACKAGE;
+
+/// The name of the one function a parser exports, in every version.
+pub(crate) const EXPORT: &str = "parse-webhook-request";
+
+/// A component linked against the host and type-checked against one contract version.
+#[derive(Clone)]
+pub(crate) enum Linked {
+    /// Built against `telehook:parser@0.1.0`.
+    V0_1(v0_1::ParserPre<Sandbox>),
+    /// Built against `telehook:parser@0.2.0`.
+    V0_2(v0_2::ParserPre<Sandbox>),
+}
+
+/// A parser's refusal of a request (its `parse-error`), in the host's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// Why, in the parser's words.
+    pub(crate) message: String,
+    /// The status the provider gets.
+    pub(crate) status: u16,
+}
+
+/// The status of a refusal that names none, as 0.1.0 always did.
+pub(crate) const DEFAULT_REFUSAL_STATUS: u16 = 400;
+
+/// What one call of a parser's export gave, in the host's terms: a result to validate (or the
+/// rules a result broke on its way into the host's types), or a refusal.
+pub(crate) type Called = Result<Result<Outcome, Violations>, Refusal>;
+
+impl Linked {
+    /// Type-checks the export against each version, newest first: a record with other fields
+    /// is another type, so exactly one fits a component built with the contract's bindings.
+    pub(crate) fn new(instance_pre: InstancePre<Sandbox>) -> Result<Self, LoadError> {
+        match v0_2::ParserPre::new(instance_pre.clone()) {
+            Ok(pre) => Ok(Self::V0_2(pre)),
+            Err(newest) => v0_1::ParserPre::new(instance_pre)
+                .map(Self::V0_1)
+                .map_err(|_| LoadError::ExportMismatch(format!("{newest:#}"))),
+        }
+    }
+
+    /// The pre-linked component, for instantiating.
+    pub(crate) fn instance_pre(&self) -> &InstancePre<Sandbox> {
+        match self {
+            Self::V0_1(pre) => pre.instance_pre(),
+            Self::V0_2(pre) => pre.instance_pre(),
+        }
+    }
+
+    /// The contract version the component was built against, e.g. `telehook:parser@0.1.0`.
+    pub(crate) fn package(&self) -> &'static str {
+        match self {
+            Self::V0_1(_) => v0_1::PACKAGE,
+            Self::V0_2(_) => v0_2::PACKAGE,
+        }
+    }
+
+    /// Calls the export `func` of an instance of this component with `request`.
+    pub(crate) fn call(
+        &self,
+        store: &mut Store<Sandbox>,
+        func: Func,
+        request: &WebhookRequest,
+    ) -> wasmtime::Result<Called> {
+        match self {
+            Self::V0_1(_) => v0_1::call(store, func, request),
+            Self::V0_2(_) => v0_2::call(store, func, request),
+        }
+    }
+}
+
+/// Links the host's side of every version: each one's `host` interface (settings and log).
+pub(crate) fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    v0_1::add_to_linker(linker)?;
+    v0_2::add_to_linker(linker)
+}
+
+/// The conversions that are the same in every version: the enums, the response and the log
+/// level, whose WIT definitions have not changed since 0.1.0. Expanded inside each version's
+/// module, where `wit` names its generated types.
+macro_rules! unchanged_conversions {
+    () => {
+        impl From<wit::Response> for crate::outcome::HttpResponse {
+            fn from(response: wit::Response) -> Self {
+                Self {
+                    status: response.status,
+                    headers: response.headers,
+                    body: response.body,
+                }
+            }
+        }
+
+        impl From<wit::EventType> for crate::outcome::EventType {
+            fn from(event: wit::EventType) -> Self {
+                match event {
+                    wit::EventType::NotifyStart => Self::NotifyStart,
+                    wit::EventType::NotifyAnswer => Self::NotifyAnswer,
+                    wit::EventType::NotifyEnd => Self::NotifyEnd,
+                }
+            }
+        }
+
+        impl From<wit::Direction> for crate::outcome::Direction {
+            fn from(direction: wit::Direction) -> Self {
+                match direction {
+                    wit::Direction::In => Self::In,
+                    wit::Direction::Out => Self::Out,
+                    wit::Direction::Internal => Self::Internal,
+                }
+            }
+        }
+
+        impl From<wit::Disposition> for crate::outcome::Disposition {
+            fn from(disposition: wit::Disposition) -> Self {
+                match disposition {
+                    wit::Disposition::Unknown => Self::Unknown,
+                    wit::Disposition::Answered => Self::Answered,
+                    wit::Disposition::Busy => Self::Busy,
+                    wit::Disposition::Cancel => Self::Cancel,
+                    wit::Disposition::NoAnswer => Self::NoAnswer,
+                }
+            }
+        }
+
+        impl From<host::LogLevel> for crate::log::LogLevel {
+            fn from(level: host::LogLevel) -> Self {
+                match level {
+                    host::LogLevel::Trace => Self::Trace,
+                    host::LogLevel::Debug => Self::Debug,
+                    host::LogLevel::Info => Self::Info,
+                    host::LogLevel::Warn => Self::Warn,
+                    host::LogLevel::Error => Self::Error,
+                }
+            }
+        }
+
+        impl host::Host for Sandbox {
+            fn get_setting(&mut self, key: String) -> Option<String> {
+                self.setting(&key)
+            }
+
+            fn log(&mut self, level: host::LogLevel, message: String) {
+                self.log_line(level.into(), &message);
+            }
+        }
+
+        impl wit::Host for Sandbox {}
+
+        /// Links this version's `host` interface.
+        pub(crate) fn add_to_linker(
+            linker: &mut wasmtime::component::Linker<Sandbox>,
+        ) -> wasmtime::Result<()> {
+            Parser::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |sandbox| sandbox)
+        }
+    };
+}
+pub(crate) use unchanged_conversions;
