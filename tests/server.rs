@@ -1489,3 +1489,41 @@ fn a_parser_built_against_contract_0_1_is_served_beside_one_built_against_0_2() 
     replay(&server, "acme", "zadarma-0-1", &old_webhook, "zadarma");
     replay(&server, "acme", "zadarma", &new_webhook, "zadarma");
 }
+
+#[test]
+fn a_provider_retry_of_a_delivery_is_answered_as_the_first_and_stored_once() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration("acme", "retried", HOSTILE, json!({}));
+
+    let first = server.send("POST", &webhook, None, &[], b"deliver RE-1".to_vec());
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.starts_with("received at "), "{}", first.body);
+    std::thread::sleep(Duration::from_millis(20));
+    let retry = server.send("POST", &webhook, None, &[], b"deliver RE-1".to_vec());
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (200, first.body.as_str())
+    );
+    let other = server.send("POST", &webhook, None, &[], b"deliver RE-2".to_vec());
+    assert_ne!(other.body, first.body);
+    assert_eq!(server.events("acme", "retried").len(), 2);
+
+    // The deliveries are durable: a restart still knows the first one.
+    server.crash();
+    let server = Server::start(dir.path());
+    let again = server.send("POST", &webhook, None, &[], b"deliver RE-1".to_vec());
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (200, first.body.as_str())
+    );
+    assert_eq!(server.events("acme", "retried").len(), 2);
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(
+            r#"telehook_webhook_requests_total{tenant="acme",integration="retried",outcome="duplicate"} 1"#
+        ),
+        "{metrics}"
+    );
+}

@@ -11,7 +11,9 @@ use telehook::Limits;
 use telehook_server::admission::AdmissionLimits;
 use telehook_server::health::BreakerConfig;
 use telehook_server::http::HttpConfig;
-use telehook_server::service::{DEFAULT_EVENT_RETENTION, DEFAULT_MAX_LOADED_PARSERS};
+use telehook_server::service::{
+    DEFAULT_DELIVERY_WINDOW, DEFAULT_EVENT_RETENTION, DEFAULT_MAX_LOADED_PARSERS,
+};
 
 /// The default listening address: loopback only, until an operator decides otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
@@ -87,6 +89,10 @@ pub struct ServeArgs {
     /// not confirmed are kept whatever their age [default: 168].
     #[arg(long, env = "TELEHOOK_EVENT_RETENTION_HOURS")]
     pub event_retention_hours: Option<u64>,
+    /// How long a delivery id is remembered, in hours: a delivery of the same id within it is
+    /// the provider's retry, answered as the first and stored once [default: 24].
+    #[arg(long, env = "TELEHOOK_DELIVERY_WINDOW_HOURS")]
+    pub delivery_window_hours: Option<u64>,
     /// The file of the key settings are sealed with, created on first start if missing
     /// [default: DATA_DIR/settings-key].
     #[arg(long, env = "TELEHOOK_SETTINGS_KEY_FILE")]
@@ -115,6 +121,7 @@ struct FileConfig {
     compile_timeout_ms: Option<u64>,
     compile_memory_mib: Option<u64>,
     event_retention_hours: Option<u64>,
+    delivery_window_hours: Option<u64>,
     settings_key_file: Option<PathBuf>,
 }
 
@@ -134,6 +141,7 @@ pub struct ServeConfig {
     /// In bytes.
     pub compile_memory_limit: u64,
     pub event_retention: Duration,
+    pub delivery_window: Duration,
     pub settings_key_file: Option<PathBuf>,
 }
 
@@ -218,6 +226,12 @@ impl ServeConfig {
                 .event_retention_hours
                 .or(file.event_retention_hours)
                 .map_or(DEFAULT_EVENT_RETENTION, |hours| {
+                    Duration::from_secs(hours.saturating_mul(3600))
+                }),
+            delivery_window: args
+                .delivery_window_hours
+                .or(file.delivery_window_hours)
+                .map_or(DEFAULT_DELIVERY_WINDOW, |hours| {
                     Duration::from_secs(hours.saturating_mul(3600))
                 }),
             settings_key_file: args.settings_key_file.or(file.settings_key_file),

@@ -72,6 +72,7 @@ async fn drive(log: &Arc<EventLog>, callers: usize, duration: Duration) -> Resul
                         event: Some(EVENT.into()),
                         call_record: None,
                         users: "[]".into(),
+                        delivery: None,
                     })
                     .await?;
                     latencies.push(started.elapsed());

@@ -79,6 +79,7 @@ async fn webhook(State(events): State<Option<Arc<EventLog>>>, body: Bytes) -> (S
             .and_then(|event| serde_json::to_string(event).ok()),
         call_record: None,
         users: "[]".into(),
+        delivery: None,
     };
     match events.append(event).await {
         Ok(_) => (StatusCode::OK, String::new()),

@@ -17,7 +17,7 @@ use std::thread;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 
-use crate::storage::{EventWriter, NewEvent};
+use crate::storage::{Appended, EventWriter, NewEvent};
 
 /// The most appends written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -36,7 +36,7 @@ pub enum DispatchError {
 
 struct Append {
     event: NewEvent,
-    stored: oneshot::Sender<Result<i64, DispatchError>>,
+    stored: oneshot::Sender<Result<Appended, DispatchError>>,
 }
 
 /// The handle that appends to the log.
@@ -84,8 +84,9 @@ impl EventLog {
         }
     }
 
-    /// Stores an event durably; resolves to its sequence number once it is committed.
-    pub async fn append(&self, event: NewEvent) -> Result<i64, DispatchError> {
+    /// Stores an event durably, unless it repeats a delivery already stored; resolves once
+    /// its batch is committed.
+    pub async fn append(&self, event: NewEvent) -> Result<Appended, DispatchError> {
         let (stored, done) = oneshot::channel();
         self.sender
             .as_ref()
@@ -124,11 +125,11 @@ fn write_batches(
         let written = writer.append(&events);
         failing.store(written.is_err(), Ordering::Relaxed);
         match written {
-            Ok(seqs) => {
+            Ok(appended) => {
                 #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
                 sizes.observe(batch.len() as f64);
-                for (append, seq) in batch.into_iter().zip(seqs) {
-                    let _ = append.stored.send(Ok(seq));
+                for (append, appended) in batch.into_iter().zip(appended) {
+                    let _ = append.stored.send(Ok(appended));
                 }
             }
             Err(err) => {
@@ -159,7 +160,57 @@ mod tests {
             event: Some("{}".into()),
             call_record: None,
             users: "[]".into(),
+            delivery: None,
         }
+    }
+
+    fn delivered(id: &str, repeats_after: &str) -> NewEvent {
+        NewEvent {
+            delivery: Some(crate::storage::NewDelivery {
+                id: id.into(),
+                repeats_after: repeats_after.into(),
+                answer: format!("answer to {id}"),
+            }),
+            ..event()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_delivery_is_stored_once_within_its_window() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SqliteStorage::open(
+            &dir.path().join("events.db"),
+            SettingsKey::from_bytes(&[0; 32]),
+        )
+        .expect("opens");
+        let log = EventLog::start(
+            storage.event_writer(false).expect("a writer"),
+            Histogram::new([1.0].into_iter()),
+        )
+        .expect("starts");
+        let window = "2026-11-25T00:00:00.000Z";
+        assert_eq!(
+            log.append(delivered("d-1", window)).await.expect("stored"),
+            Appended::Stored(1)
+        );
+        assert_eq!(
+            log.append(delivered("d-1", window))
+                .await
+                .expect("answered"),
+            Appended::Repeat("answer to d-1".into())
+        );
+        assert_eq!(
+            log.append(delivered("d-2", window)).await.expect("stored"),
+            Appended::Stored(2)
+        );
+        // Once the first delivery is older than the window, the same id is a new delivery.
+        let later = "2026-11-27T00:00:00.000Z";
+        assert_eq!(
+            log.append(delivered("d-1", later)).await.expect("stored"),
+            Appended::Stored(3)
+        );
+        let key = crate::storage::IntegrationKey::new("acme", "pbx");
+        assert_eq!(storage.events(&key, 0, 10).await.expect("reads").len(), 3);
     }
 
     #[tokio::test]
@@ -189,7 +240,10 @@ mod tests {
         assert_eq!(log.trouble(), Some("the event log's last commit failed"));
 
         rename("events_away", "events");
-        assert_eq!(log.append(event()).await.expect("stored"), 1);
+        assert_eq!(
+            log.append(event()).await.expect("stored"),
+            Appended::Stored(1)
+        );
         assert_eq!(log.trouble(), None);
     }
 }

@@ -134,7 +134,14 @@ pub struct ServiceConfig {
     /// per-integration view) before a later confirmation prunes it. Events the platform has
     /// not confirmed are kept whatever their age.
     pub event_retention: Duration,
+    /// How long a delivery id is remembered: a delivery of the same id to the same
+    /// integration within it is a provider's retry, answered as the first and stored once.
+    pub delivery_window: Duration,
 }
+
+/// The default of [`ServiceConfig::delivery_window`]: a day, longer than the providers'
+/// retry schedules (Twilio's and Telnyx's retries end within hours).
+pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The default of [`ServiceConfig::event_retention`]: a week.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -163,6 +170,7 @@ pub struct Service {
     scratch: PathBuf,
     max_loaded_parsers: usize,
     event_retention: Duration,
+    delivery_window: Duration,
     /// The start of the clock routes' `last_used` is counted on.
     started: Instant,
 }
@@ -208,6 +216,7 @@ impl Service {
             scratch,
             max_loaded_parsers: config.max_loaded_parsers.max(1),
             event_retention: config.event_retention,
+            delivery_window: config.delivery_window,
             started: Instant::now(),
         })
     }

@@ -13,10 +13,11 @@
 //! | the parser crashed, timed out, hit a limit, or returned an invalid result | `500 {"error": message}`: the parser's fault, so providers that retry on 5xx retry once it is fixed |
 //! | no free instance slot | `503 {"error": ...}` with `retry-after` |
 //! | the event log could not commit | `503 {"error": ...}` with `retry-after`: nothing was acknowledged |
+//! | the result names a delivery id stored within the delivery window | the answer the first delivery got; nothing is stored again (`duplicate`) |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
@@ -25,7 +26,7 @@ use telehook::{InvokeError, WebhookRequest};
 
 use super::{InvocationSummary, Route, Service};
 use crate::admission::Refusal;
-use crate::storage::{IntegrationKey, NewEvent, now};
+use crate::storage::{Appended, IntegrationKey, NewDelivery, NewEvent, now};
 use crate::{lanes, tokens};
 
 /// How much of a request body the recent-invocations view keeps.
@@ -282,7 +283,17 @@ impl Service {
             }
         };
 
+        let response = outcome.response.clone().unwrap_or(HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
         if outcome.event.is_some() || outcome.call_record.is_some() {
+            let delivery = outcome.delivery_id.clone().map(|id| NewDelivery {
+                id,
+                repeats_after: self.delivery_window_start(),
+                answer: to_json(&response),
+            });
             let event = NewEvent {
                 tenant_id: key.tenant_id.clone(),
                 integration_id: key.integration_id.clone(),
@@ -291,22 +302,57 @@ impl Service {
                 event: outcome.event.as_ref().map(to_json),
                 call_record: outcome.call_record.as_ref().map(to_json),
                 users: to_json(&route.recipients.of(&outcome)),
+                delivery,
             };
-            if let Err(err) = self.events.append(event).await {
-                tracing::error!(integration = %key, "event not stored: {err}");
-                return Answer {
-                    response: retry_later("the event could not be stored; retry later"),
-                    outcome: "storage_error",
-                };
+            match self.events.append(event).await {
+                Ok(Appended::Stored(_)) => {}
+                Ok(Appended::Repeat(answer)) => return repeated(key, &answer),
+                Err(err) => {
+                    tracing::error!(integration = %key, "event not stored: {err}");
+                    return Answer {
+                        response: retry_later("the event could not be stored; retry later"),
+                        outcome: "storage_error",
+                    };
+                }
             }
         }
         Answer {
-            response: outcome.response.unwrap_or(HttpResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: Vec::new(),
-            }),
+            response,
             outcome: "ok",
+        }
+    }
+
+    /// The oldest receive time (RFC 3339) of a delivery that a delivery of the same id now
+    /// repeats.
+    fn delivery_window_start(&self) -> String {
+        let start = SystemTime::now()
+            .checked_sub(self.delivery_window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        humantime::format_rfc3339_millis(start).to_string()
+    }
+}
+
+/// The answer to a provider's retry of a delivery already stored: the answer it got the first
+/// time, and nothing stored again.
+fn repeated(key: &IntegrationKey, answer: &str) -> Answer {
+    match serde_json::from_str(answer) {
+        Ok(response) => {
+            tracing::info!(integration = %key, "a repeated delivery: answered as the first time");
+            Answer {
+                response,
+                outcome: "duplicate",
+            }
+        }
+        Err(err) => {
+            tracing::error!(integration = %key, "the stored answer is unreadable: {err}");
+            Answer {
+                response: HttpResponse {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+                outcome: "duplicate",
+            }
         }
     }
 }

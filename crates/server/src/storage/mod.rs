@@ -152,8 +152,31 @@ pub trait Storage: Send + Sync {
 /// Appends events in batches, each batch one transaction: the storage side of the event log's
 /// group commit, owned by its commit thread.
 pub trait EventWriter: Send {
-    /// Stores every event of `batch`, or none of them; returns their sequence numbers, in order.
-    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<i64>>;
+    /// Stores every event of `batch` that is not a repeat of a delivery already stored, or
+    /// none of them; returns what became of each, in order. The delivery of an event is
+    /// stored in the same transaction as the event.
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>>;
+}
+
+/// What became of one appended event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored at this position of the log.
+    Stored(i64),
+    /// Not stored: its delivery was stored already, within the window, and the provider got
+    /// this answer then (the JSON of [`telehook::outcome::HttpResponse`]).
+    Repeat(String),
+}
+
+/// The provider's delivery an event came in, for telling a retry from a new delivery.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The provider's id of the delivery.
+    pub id: String,
+    /// A delivery of the same id stored before this time (RFC 3339) is not a repeat any more.
+    pub repeats_after: String,
+    /// The answer the provider gets, as JSON, to give a repeat.
+    pub answer: String,
 }
 
 /// A tenant: a customer of the platform whose admins manage its own integrations.
@@ -258,6 +281,8 @@ pub struct NewEvent {
     pub call_record: Option<String>,
     /// The platform users to notify, as a JSON array.
     pub users: String,
+    /// The provider's delivery, when the parser named its id.
+    pub delivery: Option<NewDelivery>,
 }
 
 /// An entry of the event log.

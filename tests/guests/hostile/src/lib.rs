@@ -82,6 +82,17 @@ impl Parser for Hostile {
                     "host": request.header("host"),
                 }),
             ))),
+            // A provider's delivery that names its id: the answer says when it was received, so
+            // that a retry answered from the first delivery can be told from a fresh answer.
+            other if other.starts_with("deliver ") => Ok(ParseResult::with_event(
+                TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+79161234567", "101")
+                    .with_call_id("call-1"),
+            )
+            .and_response(Response::text(
+                200,
+                format!("received at {}", request.received_at_ms),
+            ))
+            .with_delivery_id(&other["deliver ".len()..])),
             other => Err(ParseError::new(format!("unknown command `{other}`"))),
         }
     }

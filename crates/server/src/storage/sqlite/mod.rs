@@ -19,8 +19,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use telehook::Settings;
 
 use super::{
-    Binding, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result, Storage,
-    StorageError, StoredEvent, Tenant, Version, now,
+    Appended, Binding, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result,
+    Storage, StorageError, StoredEvent, Tenant, Version, now,
 };
 use crate::limits::IntegrationLimits;
 use crate::secrets::SettingsKey;
@@ -582,6 +582,12 @@ impl Storage for SqliteStorage {
                      ORDER BY seq LIMIT ?3)",
                 params![confirmed, prune_before, PRUNE_BATCH],
             )?;
+            // Deliveries are remembered for telling retries apart, which is over long before
+            // the events' retention is.
+            tx.execute(
+                "DELETE FROM deliveries WHERE received_at < ?1",
+                [prune_before],
+            )?;
             tx.commit()?;
             Ok(Consumption {
                 seq: confirmed,
@@ -622,31 +628,76 @@ fn not_found(key: &IntegrationKey) -> StorageError {
 struct SqliteEventWriter(Connection);
 
 impl EventWriter for SqliteEventWriter {
-    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<i64>> {
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>> {
         let tx = self
             .0
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut seqs = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx.prepare_cached(
+        let mut appended = Vec::with_capacity(batch.len());
+        for event in batch {
+            if let Some(answer) = repeat_of(&tx, event)? {
+                appended.push(Appended::Repeat(answer));
+                continue;
+            }
+            tx.prepare_cached(
                 "INSERT INTO events
                      (tenant_id, integration_id, version, received_at, event, call_record, users)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for event in batch {
-                insert.execute(params![
+            )?
+            .execute(params![
+                event.tenant_id,
+                event.integration_id,
+                event.version,
+                event.received_at,
+                event.event,
+                event.call_record,
+                event.users,
+            ])?;
+            let seq = tx.last_insert_rowid();
+            if let Some(delivery) = &event.delivery {
+                tx.prepare_cached(
+                    "INSERT INTO deliveries
+                         (tenant_id, integration_id, delivery_id, seq, received_at, answer)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant_id, integration_id, delivery_id) DO UPDATE SET
+                         seq = excluded.seq, received_at = excluded.received_at,
+                         answer = excluded.answer",
+                )?
+                .execute(params![
                     event.tenant_id,
                     event.integration_id,
-                    event.version,
+                    delivery.id,
+                    seq,
                     event.received_at,
-                    event.event,
-                    event.call_record,
-                    event.users,
+                    delivery.answer,
                 ])?;
-                seqs.push(tx.last_insert_rowid());
             }
+            appended.push(Appended::Stored(seq));
         }
         tx.commit()?;
-        Ok(seqs)
+        Ok(appended)
     }
+}
+
+/// The answer given to an earlier delivery of `event`'s delivery id, if one was stored within
+/// the window (an earlier one in the same batch included).
+fn repeat_of(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> Result<Option<String>> {
+    let Some(delivery) = &event.delivery else {
+        return Ok(None);
+    };
+    Ok(tx
+        .prepare_cached(
+            "SELECT answer FROM deliveries
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND delivery_id = ?3
+               AND received_at >= ?4",
+        )?
+        .query_row(
+            params![
+                event.tenant_id,
+                event.integration_id,
+                delivery.id,
+                delivery.repeats_after
+            ],
+            |row| row.get(0),
+        )
+        .optional()?)
 }

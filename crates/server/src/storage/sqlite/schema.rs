@@ -13,8 +13,8 @@ use crate::secrets::SettingsKey;
 
 /// The schema this build writes: 0 is the first one, where integration ids were unique across
 /// tenants; 1 made them per tenant; 2 gave events the users to notify; 3 added the platform's
-/// cursor in the event log; 4 sealed the settings.
-pub(super) const SCHEMA_VERSION: i32 = 4;
+/// cursor in the event log; 4 sealed the settings; 5 added the deliveries already stored.
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// One step from a schema to the next.
 enum Migration {
@@ -30,6 +30,7 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     Migration::Sql(EVENTS_WITH_USERS),
     Migration::Sql(PLATFORM_CURSOR),
     Migration::SealSettings,
+    Migration::Sql(DELIVERIES),
 ];
 
 /// Schema 0, as the first builds wrote it.
@@ -189,6 +190,28 @@ CREATE TABLE platform_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
 );
+";
+
+/// From schema 4 to 5: the deliveries whose events are stored, by the provider's delivery id,
+/// with the answer the provider got, so that a retry of one is answered alike and stored once.
+/// No foreign key: the event log's writer inserts these, and a batch must not fail because one
+/// of its integrations was deleted meanwhile; a trigger deletes an integration's deliveries with
+/// it instead (a tenant's too: its integrations' cascade fires it).
+const DELIVERIES: &str = "
+CREATE TABLE deliveries (
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, delivery_id)
+);
+CREATE INDEX deliveries_by_time ON deliveries (received_at);
+CREATE TRIGGER deliveries_go_with_their_integration AFTER DELETE ON integrations
+BEGIN
+    DELETE FROM deliveries WHERE tenant_id = old.tenant_id AND integration_id = old.id;
+END;
 ";
 
 /// Seals the values schema 3 and before stored in plain text, each bound to its setting.
