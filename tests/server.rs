@@ -1333,6 +1333,11 @@ fn now_ms() -> u64 {
 /// POSTs `body` to `url` over HTTP/2 with prior knowledge, as a provider's HTTP/2 client does:
 /// no `host` header, the authority travels as `:authority`.
 fn send_http2(url: &str, body: &str) -> (u16, String) {
+    send_http2_with(url, &[], body)
+}
+
+/// The same with headers.
+fn send_http2_with(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1350,7 +1355,11 @@ fn send_http2(url: &str, body: &str) -> (u16, String) {
         .await
         .expect("an HTTP/2 connection");
         tokio::spawn(connection);
-        let request = hyper::Request::post(uri)
+        let mut request = hyper::Request::post(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(http_body_util::Full::new(hyper::body::Bytes::from(
                 body.to_owned(),
             )))
@@ -1523,6 +1532,96 @@ fn a_provider_retry_of_a_delivery_is_answered_as_the_first_and_stored_once() {
     assert!(
         metrics.contains(
             r#"telehook_webhook_requests_total{tenant="acme",integration="retried",outcome="duplicate"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// Twilio's signature (see `tests/guests/url-signed`): HMAC-SHA1 over the URL and the sorted
+/// POST parameters, base64.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut sorted = params.to_vec();
+    sorted.sort_unstable();
+    let mut signed = url.to_owned();
+    for (name, value) in sorted {
+        signed.push_str(name);
+        signed.push_str(value);
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("any key");
+    mac.update(signed.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[test]
+fn a_parser_verifies_a_signature_over_the_url_an_http2_provider_called() {
+    // Twilio's published example (its webhook security page), so that the signer here is
+    // Twilio's and not one that merely agrees with the parser.
+    let example = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+12349013030"),
+        ("Digits", "1234"),
+        ("From", "+12349013030"),
+        ("To", "+18005551212"),
+    ];
+    assert_eq!(
+        twilio_signature(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+            &example
+        ),
+        "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    );
+
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration(
+        "acme",
+        "twilio",
+        component("url-signed"),
+        json!({ "auth_token": "12345" }),
+    );
+    let url = format!("{}{webhook}?foo=1", server.url);
+    let params = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("From", "+12349013030"),
+        ("To", "101"),
+    ];
+    let body = params
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.replace('+', "%2B")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let send = |signature: &str| {
+        send_http2_with(
+            &url,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-twilio-signature", signature),
+            ],
+            &body,
+        )
+    };
+
+    let (status, answer) = send(&twilio_signature("12345", &url, &params));
+    assert_eq!(status, 200, "{answer}");
+    let events = server.events("acme", "twilio");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"]["call_id"], "CA1234567890ABCDE");
+
+    // Signed for another host, or with another token: refused as forged, and counted so.
+    let elsewhere = url.replace("127.0.0.1", "localhost");
+    let (status, answer) = send(&twilio_signature("12345", &elsewhere, &params));
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = send(&twilio_signature("54321", &url, &params));
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(server.events("acme", "twilio").len(), 1);
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(
+            r#"telehook_webhook_requests_total{tenant="acme",integration="twilio",outcome="rejected"} 2"#
         ),
         "{metrics}"
     );
