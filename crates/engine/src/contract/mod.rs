@@ -103,10 +103,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()
     v0_2::add_to_linker(linker)
 }
 
-/// The conversions that are the same in every version: the enums, the response and the log
-/// level, whose WIT definitions have not changed since 0.1.0. Expanded inside each version's
-/// module, where `wit` names its generated types.
-macro_rules! unchanged_conversions {
+/// What is the same in every version, written once and expanded inside each version's module,
+/// where `wit` and `host` name its generated types: the conversions of the enums, the response
+/// and the log level (unchanged since 0.1.0), the host's side of the `host` interface, the
+/// linking, and the call of the export with the version's types.
+macro_rules! same_in_every_version {
     () => {
         impl From<wit::Response> for crate::outcome::HttpResponse {
             fn from(response: wit::Response) -> Self {
@@ -174,6 +175,24 @@ macro_rules! unchanged_conversions {
 
         impl wit::Host for Sandbox {}
 
+        /// Calls a parser's export with this version's types.
+        fn call_export(
+            store: &mut wasmtime::Store<Sandbox>,
+            func: wasmtime::component::Func,
+            request: &crate::request::WebhookRequest,
+        ) -> wasmtime::Result<Result<wit::ParseResult, wit::ParseError>> {
+            type ParseFunction<'a> = wasmtime::component::TypedFunc<
+                (&'a wit::Request,),
+                (Result<wit::ParseResult, wit::ParseError>,),
+            >;
+            // SAFETY: `ParserPre::new` type-checked this export against these types when the
+            // parser was loaded (`Linked::new` made it a parser of this version only then),
+            // and `func` is that export.
+            #[allow(unsafe_code)]
+            let parse = unsafe { ParseFunction::new_unchecked(func) };
+            Ok(parse.call(store, (&wit::Request::from(request),))?.0)
+        }
+
         /// Links this version's `host` interface.
         pub(crate) fn add_to_linker(
             linker: &mut wasmtime::component::Linker<Sandbox>,
@@ -182,4 +201,4 @@ macro_rules! unchanged_conversions {
         }
     };
 }
-pub(crate) use unchanged_conversions;
+pub(crate) use same_in_every_version;

@@ -3,7 +3,7 @@
 //! events always name both parties; it maps onto the host's types without loss.
 
 use wasmtime::Store;
-use wasmtime::component::{Func, TypedFunc};
+use wasmtime::component::Func;
 
 use super::{Called, DEFAULT_REFUSAL_STATUS, Refusal};
 use crate::outcome::{self, Outcome};
@@ -21,10 +21,7 @@ use self::telehook::parser::types as wit;
 /// This version's package.
 pub(crate) const PACKAGE: &str = "telehook:parser@0.1.0";
 
-super::unchanged_conversions!();
-
-type ParseFunction<'a> =
-    TypedFunc<(&'a wit::Request,), (Result<wit::ParseResult, wit::ParseError>,)>;
+super::same_in_every_version!();
 
 /// Calls a 0.1.0 parser's export.
 pub(super) fn call(
@@ -32,12 +29,7 @@ pub(super) fn call(
     func: Func,
     request: &WebhookRequest,
 ) -> wasmtime::Result<Called> {
-    // SAFETY: `ParserPre::new` type-checked this export against these types when the parser was
-    // loaded (`Linked::new` made this a 0.1.0 parser only then), and `func` is that export.
-    #[allow(unsafe_code)]
-    let parse = unsafe { ParseFunction::new_unchecked(func) };
-    let (result,) = parse.call(store, (&wit::Request::from(request),))?;
-    Ok(match result {
+    Ok(match call_export(store, func, request)? {
         Ok(result) => Ok(Ok(Outcome::from(result))),
         Err(refusal) => Err(Refusal {
             message: refusal.message,

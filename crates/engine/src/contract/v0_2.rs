@@ -4,7 +4,7 @@
 //! only their call.
 
 use wasmtime::Store;
-use wasmtime::component::{Func, TypedFunc};
+use wasmtime::component::Func;
 
 use super::{Called, DEFAULT_REFUSAL_STATUS, Refusal};
 use crate::outcome::{self, Outcome};
@@ -26,10 +26,7 @@ pub(crate) const PACKAGE: &str = "telehook:parser@0.2.0";
 /// The statuses a refusal may name: the provider's request was at fault.
 const REFUSAL_STATUSES: std::ops::RangeInclusive<u16> = 400..=499;
 
-super::unchanged_conversions!();
-
-type ParseFunction<'a> =
-    TypedFunc<(&'a wit::Request,), (Result<wit::ParseResult, wit::ParseError>,)>;
+super::same_in_every_version!();
 
 /// Calls a 0.2.0 parser's export.
 pub(super) fn call(
@@ -37,12 +34,7 @@ pub(super) fn call(
     func: Func,
     request: &WebhookRequest,
 ) -> wasmtime::Result<Called> {
-    // SAFETY: `ParserPre::new` type-checked this export against these types when the parser was
-    // loaded (`Linked::new` made this a 0.2.0 parser only then), and `func` is that export.
-    #[allow(unsafe_code)]
-    let parse = unsafe { ParseFunction::new_unchecked(func) };
-    let (result,) = parse.call(store, (&wit::Request::from(request),))?;
-    Ok(match result {
+    Ok(match call_export(store, func, request)? {
         Ok(result) => Ok(outcome(result)),
         Err(refusal) => refused(refusal),
     })
