@@ -3,7 +3,6 @@
 //! parser's health, and the platform's confirmations of the events it has taken.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use telehook::Settings;
 
@@ -12,7 +11,7 @@ use crate::compiler::{self, Compiler};
 use crate::health::HealthReport;
 use crate::lanes;
 use crate::limits::{EffectiveLimits, IntegrationLimits};
-use crate::storage::{Binding, Consumption, Integration, IntegrationKey, Storage, Version};
+use crate::storage::{Binding, Consumption, Integration, IntegrationKey, Storage, Version, ago};
 use crate::tokens;
 use crate::uploads::UploadTurn;
 
@@ -264,10 +263,7 @@ impl Service {
     /// Records that the platform has durably taken every event up to `seq`, and prunes what it
     /// took longer ago than the retention allows (see [`Storage::confirm_consumed`]).
     pub async fn confirm_consumed(self: &Arc<Self>, seq: i64) -> Result<Consumption, ServiceError> {
-        let prune_before = SystemTime::now()
-            .checked_sub(self.event_retention)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let prune_before = humantime::format_rfc3339_millis(prune_before).to_string();
+        let prune_before = ago(self.event_retention);
         let consumption = self.storage.confirm_consumed(seq, &prune_before).await?;
         if consumption.pruned > 0 {
             tracing::info!(

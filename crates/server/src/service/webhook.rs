@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -26,7 +26,7 @@ use telehook::{InvokeError, WebhookRequest};
 
 use super::{InvocationSummary, Route, Service};
 use crate::admission::Refusal;
-use crate::storage::{Appended, IntegrationKey, NewDelivery, NewEvent, now};
+use crate::storage::{Appended, IntegrationKey, NewDelivery, NewEvent, ago, now};
 use crate::{lanes, tokens};
 
 /// How much of a request body the recent-invocations view keeps.
@@ -267,7 +267,7 @@ impl Service {
             },
         );
 
-        let outcome = match invocation.result {
+        let mut outcome = match invocation.result {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(integration = %key, kind = err.kind(), "parser failed: {err}");
@@ -283,15 +283,15 @@ impl Service {
             }
         };
 
-        let response = outcome.response.clone().unwrap_or(HttpResponse {
+        let response = outcome.response.take().unwrap_or(HttpResponse {
             status: 200,
             headers: Vec::new(),
             body: Vec::new(),
         });
         if outcome.event.is_some() || outcome.call_record.is_some() {
-            let delivery = outcome.delivery_id.clone().map(|id| NewDelivery {
+            let delivery = outcome.delivery_id.take().map(|id| NewDelivery {
                 id,
-                repeats_after: self.delivery_window_start(),
+                repeats_after: ago(self.delivery_window),
                 answer: to_json(&response),
             });
             let event = NewEvent {
@@ -320,15 +320,6 @@ impl Service {
             response,
             outcome: "ok",
         }
-    }
-
-    /// The oldest receive time (RFC 3339) of a delivery that a delivery of the same id now
-    /// repeats.
-    fn delivery_window_start(&self) -> String {
-        let start = SystemTime::now()
-            .checked_sub(self.delivery_window)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        humantime::format_rfc3339_millis(start).to_string()
     }
 }
 

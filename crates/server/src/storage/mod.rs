@@ -12,6 +12,8 @@
 
 pub mod sqlite;
 
+use std::time::{Duration, SystemTime};
+
 use serde::Serialize;
 use telehook::Settings;
 
@@ -318,5 +320,14 @@ pub struct Consumption {
 
 /// The current time as RFC 3339 with milliseconds, the form every stored time takes.
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// The time `age` ago in the same form, for comparing with stored times (a retention's or a
+/// window's start); the Unix epoch when `age` reaches past it.
+pub fn ago(age: Duration) -> String {
+    let then = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_millis(then).to_string()
 }

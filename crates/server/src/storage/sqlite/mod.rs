@@ -10,7 +10,8 @@
 //! [`crate::secrets`]).
 //!
 //! SQLite answers from a local file in microseconds, so the trait's methods do their work in
-//! place rather than on another thread.
+//! place rather than on another thread, except the two that may wait: the readiness probe
+//! (while an admin's change holds the connection) and pruning.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
