@@ -265,10 +265,10 @@ fn settings_reach_the_parser_and_missing_ones_are_named() {
         .result
         .expect("the setting is there");
     let event = outcome.event.expect("an event");
-    assert_eq!(event.src_phone, "+79161234567");
+    assert_eq!(event.src_phone.as_deref(), Some("+79161234567"));
     assert_eq!(
         (event.event, event.direction),
-        (EventType::NotifyStart, Direction::In)
+        (EventType::NotifyStart, Some(Direction::In))
     );
 
     let err = invoke("setting").result.unwrap_err();

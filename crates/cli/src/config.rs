@@ -9,6 +9,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use telehook::Limits;
 use telehook_server::admission::AdmissionLimits;
+use telehook_server::calls::{
+    CallRules, DEFAULT_CALL_TIMEOUT, DEFAULT_CALL_WINDOW, DEFAULT_UNRESOLVED_AFTER,
+};
 use telehook_server::health::BreakerConfig;
 use telehook_server::http::HttpConfig;
 use telehook_server::service::{
@@ -93,6 +96,18 @@ pub struct ServeArgs {
     /// the provider's retry, answered as the first and stored once [default: 24].
     #[arg(long, env = "TELEHOOK_DELIVERY_WINDOW_HOURS")]
     pub delivery_window_hours: Option<u64>,
+    /// How long after its last event a call without a call id can still be found by its
+    /// numbers, in seconds [default: 3600].
+    #[arg(long, env = "TELEHOOK_CALL_WINDOW_SECS")]
+    pub call_window_secs: Option<u64>,
+    /// How long a call may hear nothing before the host ends it, marked `timeout`, in seconds
+    /// [default: 14400].
+    #[arg(long, env = "TELEHOOK_CALL_TIMEOUT_SECS")]
+    pub call_timeout_secs: Option<u64>,
+    /// How long an event that names only a call not known yet is held for it before it is
+    /// stored unresolved, in seconds [default: 600].
+    #[arg(long, env = "TELEHOOK_UNRESOLVED_AFTER_SECS")]
+    pub unresolved_after_secs: Option<u64>,
     /// The file of the key settings are sealed with, created on first start if missing
     /// [default: DATA_DIR/settings-key].
     #[arg(long, env = "TELEHOOK_SETTINGS_KEY_FILE")]
@@ -122,6 +137,9 @@ struct FileConfig {
     compile_memory_mib: Option<u64>,
     event_retention_hours: Option<u64>,
     delivery_window_hours: Option<u64>,
+    call_window_secs: Option<u64>,
+    call_timeout_secs: Option<u64>,
+    unresolved_after_secs: Option<u64>,
     settings_key_file: Option<PathBuf>,
 }
 
@@ -142,6 +160,7 @@ pub struct ServeConfig {
     pub compile_memory_limit: u64,
     pub event_retention: Duration,
     pub delivery_window: Duration,
+    pub calls: CallRules,
     pub settings_key_file: Option<PathBuf>,
 }
 
@@ -234,9 +253,23 @@ impl ServeConfig {
                 .map_or(DEFAULT_DELIVERY_WINDOW, |hours| {
                     Duration::from_secs(hours.saturating_mul(3600))
                 }),
+            calls: CallRules {
+                window: seconds(args.call_window_secs.or(file.call_window_secs))
+                    .unwrap_or(DEFAULT_CALL_WINDOW),
+                timeout: seconds(args.call_timeout_secs.or(file.call_timeout_secs))
+                    .unwrap_or(DEFAULT_CALL_TIMEOUT),
+                unresolved_after: seconds(
+                    args.unresolved_after_secs.or(file.unresolved_after_secs),
+                )
+                .unwrap_or(DEFAULT_UNRESOLVED_AFTER),
+            },
             settings_key_file: args.settings_key_file.or(file.settings_key_file),
         })
     }
+}
+
+fn seconds(value: Option<u64>) -> Option<Duration> {
+    value.map(Duration::from_secs)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {

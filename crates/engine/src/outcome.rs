@@ -65,16 +65,17 @@ pub enum Disposition {
 pub struct TelephonyEvent {
     /// What happened.
     pub event: EventType,
-    /// Who called whom.
-    pub direction: Direction,
+    /// Who called whom; absent, with the phones, only in an event that names only its call
+    /// (see [`Parties::names_only_its_call`]).
+    pub direction: Option<Direction>,
     /// How the call ended.
     pub disposition: Disposition,
     /// The calling number (the client's for `In`, the operator's otherwise).
-    pub src_phone: String,
+    pub src_phone: Option<String>,
     /// The receiving employee's extension, `In` calls only.
     pub src_phone_ext: Option<String>,
     /// The called number (the operator's for `In` and `Internal`, the client's for `Out`).
-    pub dst_phone: String,
+    pub dst_phone: Option<String>,
     /// The calling employee's extension, `Out` calls only.
     pub dst_phone_ext: Option<String>,
     /// The provider's call id, which ties the events of one call together.
@@ -86,16 +87,16 @@ pub struct TelephonyEvent {
 pub struct CallRecord {
     /// The provider's call id.
     pub call_id: Option<String>,
-    /// Who called whom.
-    pub direction: Direction,
+    /// As in [`TelephonyEvent::direction`].
+    pub direction: Option<Direction>,
     /// How the call ended.
     pub disposition: Disposition,
     /// As in [`TelephonyEvent::src_phone`].
-    pub src_phone: String,
+    pub src_phone: Option<String>,
     /// As in [`TelephonyEvent::src_phone_ext`].
     pub src_phone_ext: Option<String>,
     /// As in [`TelephonyEvent::dst_phone`].
-    pub dst_phone: String,
+    pub dst_phone: Option<String>,
     /// As in [`TelephonyEvent::dst_phone_ext`].
     pub dst_phone_ext: Option<String>,
     /// The call's length in seconds.
@@ -108,14 +109,14 @@ pub struct CallRecord {
 /// by the same rules wherever either is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parties<'a> {
-    /// Who called whom.
-    pub direction: Direction,
+    /// Who called whom; `None` in an event that names only its call.
+    pub direction: Option<Direction>,
     /// As in [`TelephonyEvent::src_phone`].
-    pub src_phone: &'a str,
+    pub src_phone: Option<&'a str>,
     /// As in [`TelephonyEvent::src_phone_ext`].
     pub src_phone_ext: Option<&'a str>,
     /// As in [`TelephonyEvent::dst_phone`].
-    pub dst_phone: &'a str,
+    pub dst_phone: Option<&'a str>,
     /// As in [`TelephonyEvent::dst_phone_ext`].
     pub dst_phone_ext: Option<&'a str>,
     /// As in [`TelephonyEvent::call_id`].
@@ -123,22 +124,25 @@ pub struct Parties<'a> {
 }
 
 impl<'a> Parties<'a> {
+    /// Whether the direction or a phone is missing: such an event names only its call (which
+    /// validation allows only with a call id) and is completed from the call's earlier events.
+    pub fn names_only_its_call(&self) -> bool {
+        self.direction.is_none() || self.src_phone.is_none() || self.dst_phone.is_none()
+    }
+
     /// The numbers that are operators' (internal numbers and extensions), as the contract
     /// places them: for `in`, the receiving employee's `src_phone_ext` and the operator's
     /// `dst_phone`; for `out`, the operator's `src_phone` and the calling employee's
     /// `dst_phone_ext`; for `internal`, both `src_phone` and `dst_phone`. Older parsers (and
     /// the platform's own older example) put the operator's extension in `dst_phone` whatever
     /// the direction, so `dst_phone` is always among them: a client's external number in it
-    /// matches no extension.
+    /// matches no extension. None without a direction: who is the operator is not known.
     pub fn operator_numbers(&self) -> Vec<&'a str> {
         match self.direction {
-            Direction::In => vec![self.src_phone_ext, Some(self.dst_phone)],
-            Direction::Out => vec![
-                Some(self.src_phone),
-                self.dst_phone_ext,
-                Some(self.dst_phone),
-            ],
-            Direction::Internal => vec![Some(self.src_phone), Some(self.dst_phone)],
+            Some(Direction::In) => vec![self.src_phone_ext, self.dst_phone],
+            Some(Direction::Out) => vec![self.src_phone, self.dst_phone_ext, self.dst_phone],
+            Some(Direction::Internal) => vec![self.src_phone, self.dst_phone],
+            None => Vec::new(),
         }
         .into_iter()
         .flatten()
@@ -151,9 +155,9 @@ impl TelephonyEvent {
     pub fn parties(&self) -> Parties<'_> {
         Parties {
             direction: self.direction,
-            src_phone: &self.src_phone,
+            src_phone: self.src_phone.as_deref(),
             src_phone_ext: self.src_phone_ext.as_deref(),
-            dst_phone: &self.dst_phone,
+            dst_phone: self.dst_phone.as_deref(),
             dst_phone_ext: self.dst_phone_ext.as_deref(),
             call_id: self.call_id.as_deref(),
         }
@@ -165,9 +169,9 @@ impl CallRecord {
     pub fn parties(&self) -> Parties<'_> {
         Parties {
             direction: self.direction,
-            src_phone: &self.src_phone,
+            src_phone: self.src_phone.as_deref(),
             src_phone_ext: self.src_phone_ext.as_deref(),
-            dst_phone: &self.dst_phone,
+            dst_phone: self.dst_phone.as_deref(),
             dst_phone_ext: self.dst_phone_ext.as_deref(),
             call_id: self.call_id.as_deref(),
         }
@@ -248,11 +252,11 @@ mod tests {
         let outcome = Outcome {
             event: Some(TelephonyEvent {
                 event: EventType::NotifyStart,
-                direction: Direction::In,
+                direction: Some(Direction::In),
                 disposition: Disposition::NoAnswer,
-                src_phone: "+79161234567".into(),
+                src_phone: Some("+79161234567".into()),
                 src_phone_ext: None,
-                dst_phone: "101".into(),
+                dst_phone: Some("101".into()),
                 dst_phone_ext: None,
                 call_id: Some("abc".into()),
             }),

@@ -5,7 +5,8 @@
 //!
 //! | field | rule |
 //! |---|---|
-//! | `src_phone`, `dst_phone` | required; 1 to [`MAX_PHONE_LEN`] characters from [`PHONE_CHARS`]; no space at either end |
+//! | `direction`, `src_phone`, `dst_phone` | required, unless `call_id` names the call: then any may be left out, and the host completes them from the call's earlier events |
+//! | `src_phone`, `dst_phone` | 1 to [`MAX_PHONE_LEN`] characters from [`PHONE_CHARS`]; no space at either end |
 //! | `src_phone_ext`, `dst_phone_ext` | absent, or 1 to [`MAX_EXTENSION_LEN`] characters from [`PHONE_CHARS`] (empty is refused: leave it out) |
 //! | `src_phone_ext` | only when `direction` is `in` |
 //! | `dst_phone_ext` | only when `direction` is `out` |
@@ -144,27 +145,40 @@ impl Checker {
     }
 
     fn parties(&mut self, part: &str, parties: &Parties<'_>) {
-        self.phone(
-            format!("{part}.src_phone"),
-            parties.src_phone,
-            MAX_PHONE_LEN,
-        );
-        self.phone(
-            format!("{part}.dst_phone"),
-            parties.dst_phone,
-            MAX_PHONE_LEN,
-        );
+        if parties.call_id.is_none() {
+            for (field, absent) in [
+                ("direction", parties.direction.is_none()),
+                ("src_phone", parties.src_phone.is_none()),
+                ("dst_phone", parties.dst_phone.is_none()),
+            ] {
+                if absent {
+                    self.fail(
+                        format!("{part}.{field}"),
+                        "required: only an event with a call_id may leave it out, to be \
+                         completed from its call",
+                    );
+                }
+            }
+        }
+        for (field, phone) in [
+            ("src_phone", parties.src_phone),
+            ("dst_phone", parties.dst_phone),
+        ] {
+            if let Some(phone) = phone {
+                self.phone(format!("{part}.{field}"), phone, MAX_PHONE_LEN);
+            }
+        }
         if let Some(ext) = parties.src_phone_ext {
             let field = format!("{part}.src_phone_ext");
             self.extension(&field, ext);
-            if parties.direction != Direction::In {
+            if parties.direction != Some(Direction::In) {
                 self.fail(field, "only allowed when direction is `in`");
             }
         }
         if let Some(ext) = parties.dst_phone_ext {
             let field = format!("{part}.dst_phone_ext");
             self.extension(&field, ext);
-            if parties.direction != Direction::Out {
+            if parties.direction != Some(Direction::Out) {
                 self.fail(field, "only allowed when direction is `out`");
             }
         }
@@ -304,11 +318,11 @@ mod tests {
     fn event(direction: Direction) -> TelephonyEvent {
         TelephonyEvent {
             event: EventType::NotifyStart,
-            direction,
+            direction: Some(direction),
             disposition: Disposition::Unknown,
-            src_phone: "+79161234567".into(),
+            src_phone: Some("+79161234567".into()),
             src_phone_ext: None,
-            dst_phone: "101".into(),
+            dst_phone: Some("101".into()),
             dst_phone_ext: None,
             call_id: Some("1700000000.123".into()),
         }
@@ -375,15 +389,15 @@ mod tests {
         assert_eq!(validate(&empty), Ok(()));
         let mut incoming = event(Direction::In);
         incoming.src_phone_ext = Some("101".into());
-        incoming.src_phone = "sip:+7 (916) 123-45-67@pbx.example".into();
+        incoming.src_phone = Some("sip:+7 (916) 123-45-67@pbx.example".into());
         assert_eq!(validate(&with_event(incoming)), Ok(()));
     }
 
     #[test]
     fn every_broken_rule_is_listed_by_field() {
         let mut bad = event(Direction::Internal);
-        bad.src_phone = String::new();
-        bad.dst_phone = "1".repeat(MAX_PHONE_LEN + 1);
+        bad.src_phone = Some(String::new());
+        bad.dst_phone = Some("1".repeat(MAX_PHONE_LEN + 1));
         bad.src_phone_ext = Some("7".into());
         bad.dst_phone_ext = Some(String::new());
         bad.call_id = Some("a\nb".into());
@@ -418,6 +432,21 @@ mod tests {
     }
 
     #[test]
+    fn only_an_event_with_a_call_id_may_name_only_its_call() {
+        let mut partial = event(Direction::In);
+        partial.event = EventType::NotifyEnd;
+        partial.direction = None;
+        partial.src_phone = None;
+        partial.dst_phone = None;
+        assert_eq!(validate(&with_event(partial.clone())), Ok(()));
+        partial.call_id = None;
+        assert_eq!(
+            fields(&with_event(partial)),
+            ["event.direction", "event.src_phone", "event.dst_phone"]
+        );
+    }
+
+    #[test]
     fn extensions_follow_the_direction() {
         let mut outgoing = event(Direction::Out);
         outgoing.dst_phone_ext = Some("101".into());
@@ -429,8 +458,8 @@ mod tests {
     #[test]
     fn phones_refuse_odd_characters_and_padding() {
         let mut bad = event(Direction::In);
-        bad.src_phone = "+7916<script>".into();
-        bad.dst_phone = " 101".into();
+        bad.src_phone = Some("+7916<script>".into());
+        bad.dst_phone = Some(" 101".into());
         let violations = validate(&with_event(bad)).unwrap_err();
         assert!(violations.0[0].rule.starts_with("contains '<'"));
         assert_eq!(violations.0[1].rule, "must not start or end with a space");
@@ -440,11 +469,11 @@ mod tests {
     fn call_records_bound_duration_and_call_data() {
         let record = CallRecord {
             call_id: None,
-            direction: Direction::Out,
+            direction: Some(Direction::Out),
             disposition: Disposition::Answered,
-            src_phone: "101".into(),
+            src_phone: Some("101".into()),
             src_phone_ext: None,
-            dst_phone: "+79161234567".into(),
+            dst_phone: Some("+79161234567".into()),
             dst_phone_ext: Some("101".into()),
             duration: MAX_DURATION_SECONDS + 1,
             call: String::new(),

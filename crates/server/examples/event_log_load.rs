@@ -12,13 +12,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use prometheus_client::metrics::histogram::Histogram;
+use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
 use telehook_server::event_log::EventLog;
 use telehook_server::secrets::SettingsKey;
 use telehook_server::storage::sqlite::SqliteStorage;
 use telehook_server::storage::{NewEvent, Storage, now};
 
-/// The event `generic-json` makes of the benchmark's webhook, as the log stores it.
-const EVENT: &str = r#"{"type":"NOTIFY_START","direction":"IN","client_phone":"+79161234567","user_ext":"101","call_id":"abc-123"}"#;
+/// The event `generic-json` makes of the benchmark's webhook, each append a call of its own
+/// (`call_id`), so that every append also begins a call.
+fn event(call_id: String) -> TelephonyEvent {
+    TelephonyEvent {
+        event: EventType::NotifyStart,
+        direction: Some(Direction::In),
+        disposition: Disposition::Unknown,
+        src_phone: Some("+79161234567".into()),
+        src_phone_ext: None,
+        dst_phone: Some("101".into()),
+        dst_phone_ext: None,
+        call_id: Some(call_id),
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -58,21 +71,23 @@ async fn main() -> Result<()> {
 async fn drive(log: &Arc<EventLog>, callers: usize, duration: Duration) -> Result<Vec<Duration>> {
     let deadline = Instant::now() + duration;
     let tasks: Vec<_> = (0..callers)
-        .map(|_| {
+        .map(|caller| {
             let log = Arc::clone(log);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
+                    let call_id = format!("{callers}-{caller}-{}", latencies.len());
                     let started = Instant::now();
                     log.append(NewEvent {
                         tenant_id: "bench".into(),
                         integration_id: "generic-json".into(),
                         version: 1,
                         received_at: now(),
-                        event: Some(EVENT.into()),
+                        event: Some(event(call_id)),
                         call_record: None,
-                        users: "[]".into(),
+                        users: Vec::new(),
                         delivery: None,
+                        calls_since: now(),
                     })
                     .await?;
                     latencies.push(started.elapsed());

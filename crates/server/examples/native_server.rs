@@ -73,13 +73,11 @@ async fn webhook(State(events): State<Option<Arc<EventLog>>>, body: Bytes) -> (S
         integration_id: "generic-json".into(),
         version: 1,
         received_at: now(),
-        event: outcome
-            .event
-            .as_ref()
-            .and_then(|event| serde_json::to_string(event).ok()),
+        event: outcome.event,
         call_record: None,
-        users: "[]".into(),
+        users: Vec::new(),
         delivery: None,
+        calls_since: now(),
     };
     match events.append(event).await {
         Ok(_) => (StatusCode::OK, String::new()),

@@ -17,7 +17,7 @@ use std::thread;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 
-use crate::storage::{Appended, EventWriter, NewEvent};
+use crate::storage::{Appended, EventWriter, NewEvent, Sweep, Swept};
 
 /// The most appends written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -34,14 +34,26 @@ pub enum DispatchError {
     Closed,
 }
 
-struct Append {
-    event: NewEvent,
-    stored: oneshot::Sender<Result<Appended, DispatchError>>,
+/// What the commit thread is asked to do.
+// Appends are the traffic and sweeps are rare: boxing every append to make the rare variant
+// no smaller would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Work {
+    /// Store an event.
+    Append {
+        event: NewEvent,
+        stored: oneshot::Sender<Result<Appended, DispatchError>>,
+    },
+    /// Sweep the calls (see [`EventWriter::sweep`]).
+    Sweep {
+        sweep: Sweep,
+        swept: oneshot::Sender<Result<Swept, DispatchError>>,
+    },
 }
 
 /// The handle that appends to the log.
 pub struct EventLog {
-    sender: Option<mpsc::Sender<Append>>,
+    sender: Option<mpsc::Sender<Work>>,
     writer: Option<thread::JoinHandle<()>>,
     /// Whether the last commit failed (a full disk, a broken database): cleared by the next
     /// one that succeeds.
@@ -88,12 +100,24 @@ impl EventLog {
     /// its batch is committed.
     pub async fn append(&self, event: NewEvent) -> Result<Appended, DispatchError> {
         let (stored, done) = oneshot::channel();
+        self.send(Work::Append { event, stored })?;
+        done.await.map_err(|_| DispatchError::Closed)?
+    }
+
+    /// Ends the calls that timed out and stores the held events that stayed unresolved, in a
+    /// transaction of the commit thread's between two batches.
+    pub async fn sweep(&self, sweep: Sweep) -> Result<Swept, DispatchError> {
+        let (swept, done) = oneshot::channel();
+        self.send(Work::Sweep { sweep, swept })?;
+        done.await.map_err(|_| DispatchError::Closed)?
+    }
+
+    fn send(&self, work: Work) -> Result<(), DispatchError> {
         self.sender
             .as_ref()
             .ok_or(DispatchError::Closed)?
-            .send(Append { event, stored })
-            .map_err(|_| DispatchError::Closed)?;
-        done.await.map_err(|_| DispatchError::Closed)?
+            .send(work)
+            .map_err(|_| DispatchError::Closed)
     }
 }
 
@@ -109,36 +133,58 @@ impl Drop for EventLog {
 
 fn write_batches(
     mut writer: Box<dyn EventWriter>,
-    receiver: mpsc::Receiver<Append>,
+    receiver: mpsc::Receiver<Work>,
     sizes: &Histogram,
     failing: &AtomicBool,
 ) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(append) => batch.push(append),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut sweeps = Vec::new();
+        let mut next = Some(first);
+        while let Some(work) = next.take() {
+            match work {
+                Work::Append { event, stored } => batch.push((event, stored)),
+                Work::Sweep { sweep, swept } => sweeps.push((sweep, swept)),
+            }
+            if batch.len() < MAX_BATCH {
+                next = receiver.try_recv().ok();
             }
         }
-        let events: Vec<&NewEvent> = batch.iter().map(|append| &append.event).collect();
-        let written = writer.append(&events);
-        failing.store(written.is_err(), Ordering::Relaxed);
-        match written {
-            Ok(appended) => {
-                #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
-                sizes.observe(batch.len() as f64);
-                for (append, appended) in batch.into_iter().zip(appended) {
-                    let _ = append.stored.send(Ok(appended));
-                }
+        if !batch.is_empty() {
+            commit(&mut *writer, batch, sizes, failing);
+        }
+        for (sweep, swept) in sweeps {
+            let _ = swept.send(
+                writer
+                    .sweep(&sweep)
+                    .map_err(|err| DispatchError::Storage(err.to_string())),
+            );
+        }
+    }
+}
+
+/// Writes one batch of appends in one transaction and tells each caller what became of it.
+fn commit(
+    writer: &mut dyn EventWriter,
+    batch: Vec<(NewEvent, oneshot::Sender<Result<Appended, DispatchError>>)>,
+    sizes: &Histogram,
+    failing: &AtomicBool,
+) {
+    let events: Vec<&NewEvent> = batch.iter().map(|(event, _)| event).collect();
+    let written = writer.append(&events);
+    failing.store(written.is_err(), Ordering::Relaxed);
+    match written {
+        Ok(appended) => {
+            #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
+            sizes.observe(batch.len() as f64);
+            for ((_, stored), appended) in batch.into_iter().zip(appended) {
+                let _ = stored.send(Ok(appended));
             }
-            Err(err) => {
-                tracing::error!("event log commit failed: {err}");
-                for append in batch {
-                    let _ = append
-                        .stored
-                        .send(Err(DispatchError::Storage(err.to_string())));
-                }
+        }
+        Err(err) => {
+            tracing::error!("event log commit failed: {err}");
+            for (_, stored) in batch {
+                let _ = stored.send(Err(DispatchError::Storage(err.to_string())));
             }
         }
     }
@@ -146,6 +192,8 @@ fn write_batches(
 
 #[cfg(test)]
 mod tests {
+    use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
+
     use super::*;
     use crate::secrets::SettingsKey;
     use crate::storage::Storage;
@@ -157,10 +205,20 @@ mod tests {
             integration_id: "pbx".into(),
             version: 1,
             received_at: "2026-11-26T00:00:00.000Z".into(),
-            event: Some("{}".into()),
+            event: Some(TelephonyEvent {
+                event: EventType::NotifyStart,
+                direction: Some(Direction::In),
+                disposition: Disposition::Unknown,
+                src_phone: Some("+79161234567".into()),
+                src_phone_ext: None,
+                dst_phone: Some("101".into()),
+                dst_phone_ext: None,
+                call_id: None,
+            }),
             call_record: None,
-            users: "[]".into(),
+            users: Vec::new(),
             delivery: None,
+            calls_since: "2026-11-25T00:00:00.000Z".into(),
         }
     }
 

@@ -11,7 +11,8 @@
 //! - [`storage`]: what must outlive the process, behind one trait; SQLite is its embedded
 //!   default;
 //! - [`event_log`]: the group commit every accepted event goes through before the provider
-//!   hears "accepted";
+//!   hears "accepted"; [`calls`]: the calls those events are correlated into, in the same
+//!   commit;
 //! - [`components`] and [`compiler`]: uploaded components, their precompiled artifacts, and
 //!   compiling an upload in a child process with a deadline;
 //! - [`admission`] and [`limits`]: each integration's share of the host and the limits an
@@ -23,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod calls;
 pub mod compiler;
 pub mod components;
 pub mod event_log;

@@ -1,5 +1,6 @@
-//! Prometheus metrics: requests by integration and outcome, parser latency, and which
-//! integrations' circuit breakers are open.
+//! Prometheus metrics: requests by integration and outcome, parser latency, which
+//! integrations' circuit breakers are open, and the calls the host had to end or could not
+//! resolve.
 //!
 //! Integrations are labelled by tenant and id, since ids are only unique within a tenant.
 //! Both come from URLs anyone can send; only registered ones become label values, so that a
@@ -12,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::storage::IntegrationKey;
+use crate::storage::{IntegrationKey, Swept};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -44,6 +45,8 @@ pub struct Metrics {
     breaker_open: Family<IntegrationLabels, Gauge>,
     loaded_parsers: Gauge,
     event_commits: Histogram,
+    calls_timed_out: Family<IntegrationLabels, Counter>,
+    unresolved_events: Family<IntegrationLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,6 +94,18 @@ impl Default for Metrics {
             "Events written per event-log transaction: group commit at work when above 1",
             event_commits.clone(),
         );
+        let calls_timed_out = Family::<IntegrationLabels, Counter>::default();
+        registry.register(
+            "calls_timed_out",
+            "Calls the host ended because they heard nothing for the call timeout",
+            calls_timed_out.clone(),
+        );
+        let unresolved_events = Family::<IntegrationLabels, Counter>::default();
+        registry.register(
+            "unresolved_events",
+            "Events that named a call never known within the hold, stored unresolved",
+            unresolved_events.clone(),
+        );
         Self {
             registry,
             requests,
@@ -98,6 +113,8 @@ impl Default for Metrics {
             breaker_open,
             loaded_parsers,
             event_commits,
+            calls_timed_out,
+            unresolved_events,
         }
     }
 }
@@ -145,6 +162,16 @@ impl Metrics {
     /// Where the event log records the size of each commit.
     pub fn event_commits(&self) -> Histogram {
         self.event_commits.clone()
+    }
+
+    /// Counts what a sweep of the calls did.
+    pub fn swept(&self, swept: &Swept) {
+        for key in &swept.timed_out {
+            self.calls_timed_out.get_or_create(&key.into()).inc();
+        }
+        for key in &swept.unresolved {
+            self.unresolved_events.get_or_create(&key.into()).inc();
+        }
     }
 
     /// The metrics in Prometheus text format.

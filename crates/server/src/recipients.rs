@@ -69,11 +69,11 @@ mod tests {
         Outcome {
             event: Some(TelephonyEvent {
                 event: EventType::NotifyStart,
-                direction,
+                direction: Some(direction),
                 disposition: Disposition::Unknown,
-                src_phone: src.0.into(),
+                src_phone: Some(src.0.into()),
                 src_phone_ext: src.1.map(Into::into),
-                dst_phone: dst.0.into(),
+                dst_phone: Some(dst.0.into()),
                 dst_phone_ext: dst.1.map(Into::into),
                 call_id: None,
             }),
@@ -115,11 +115,11 @@ mod tests {
         let outcome = Outcome {
             call_record: Some(CallRecord {
                 call_id: None,
-                direction: Direction::In,
+                direction: Some(Direction::In),
                 disposition: Disposition::Answered,
-                src_phone: "+79161234567".into(),
+                src_phone: Some("+79161234567".into()),
                 src_phone_ext: None,
-                dst_phone: "102".into(),
+                dst_phone: Some("102".into()),
                 dst_phone_ext: None,
                 duration: 42,
                 call: "https://example.com/rec.mp3".into(),

@@ -19,11 +19,11 @@ pub fn parse(body: &[u8]) -> Result<Outcome, String> {
     let outcome = Outcome {
         event: Some(TelephonyEvent {
             event: EventType::NotifyStart,
-            direction: Direction::In,
+            direction: Some(Direction::In),
             disposition: Disposition::Unknown,
-            src_phone: notification.src_phone,
+            src_phone: Some(notification.src_phone),
             src_phone_ext: None,
-            dst_phone: notification.dst_phone,
+            dst_phone: Some(notification.dst_phone),
             dst_phone_ext: None,
             call_id: notification.call_id,
         }),

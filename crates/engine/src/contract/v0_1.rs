@@ -65,11 +65,11 @@ impl From<wit::TelephonyEvent> for outcome::TelephonyEvent {
     fn from(event: wit::TelephonyEvent) -> Self {
         Self {
             event: event.event.into(),
-            direction: event.direction.into(),
+            direction: Some(event.direction.into()),
             disposition: event.disposition.into(),
-            src_phone: event.src_phone,
+            src_phone: Some(event.src_phone),
             src_phone_ext: event.src_phone_ext,
-            dst_phone: event.dst_phone,
+            dst_phone: Some(event.dst_phone),
             dst_phone_ext: event.dst_phone_ext,
             call_id: event.call_id,
         }
@@ -80,11 +80,11 @@ impl From<wit::CallRecord> for outcome::CallRecord {
     fn from(record: wit::CallRecord) -> Self {
         Self {
             call_id: record.call_id,
-            direction: record.direction.into(),
+            direction: Some(record.direction.into()),
             disposition: record.disposition.into(),
-            src_phone: record.src_phone,
+            src_phone: Some(record.src_phone),
             src_phone_ext: record.src_phone_ext,
-            dst_phone: record.dst_phone,
+            dst_phone: Some(record.dst_phone),
             dst_phone_ext: record.dst_phone_ext,
             duration: record.duration,
             call: record.call,

@@ -35,7 +35,7 @@ pub(super) fn call(
     request: &WebhookRequest,
 ) -> wasmtime::Result<Called> {
     Ok(match call_export(store, func, request)? {
-        Ok(result) => Ok(outcome(result)),
+        Ok(result) => Ok(Ok(outcome(result))),
         Err(refusal) => refused(refusal),
     })
 }
@@ -71,100 +71,47 @@ fn refused(refusal: wit::ParseError) -> Called {
     }
 }
 
-/// The result in the host's types. An event or a call record that names only its call (no
-/// direction or phones) is refused for now: completing it needs the call's earlier events, and
-/// this host does not correlate calls yet.
-fn outcome(result: wit::ParseResult) -> Result<Outcome, Violations> {
-    let mut missing = Vec::new();
-    let event = result
-        .event
-        .and_then(|event| telephony_event(event, &mut missing));
-    let call_record = result
-        .call_record
-        .and_then(|record| call_record(record, &mut missing));
-    if !missing.is_empty() {
-        return Err(Violations(
-            missing
-                .into_iter()
-                .map(|field| Violation {
-                    field,
-                    rule: "required: this host does not yet complete an event that names only \
-                           its call from the call's earlier events"
-                        .into(),
-                })
-                .collect(),
-        ));
-    }
-    Ok(Outcome {
-        event,
-        call_record,
+/// The result in the host's types. An event or a call record that names only its call keeps
+/// its gaps: validation allows them only with a call id, and the server completes them from
+/// the call's earlier events.
+fn outcome(result: wit::ParseResult) -> Outcome {
+    Outcome {
+        event: result.event.map(Into::into),
+        call_record: result.call_record.map(Into::into),
         response: result.response.map(Into::into),
         delivery_id: result.delivery_id,
-    })
+    }
 }
 
-/// Who called whom, or the fields that are missing (named under `part`).
-fn parties(
-    part: &str,
-    direction: Option<wit::Direction>,
-    src_phone: Option<String>,
-    dst_phone: Option<String>,
-    missing: &mut Vec<String>,
-) -> Option<(outcome::Direction, String, String)> {
-    for (field, absent) in [
-        ("direction", direction.is_none()),
-        ("src_phone", src_phone.is_none()),
-        ("dst_phone", dst_phone.is_none()),
-    ] {
-        if absent {
-            missing.push(format!("{part}.{field}"));
+impl From<wit::TelephonyEvent> for outcome::TelephonyEvent {
+    fn from(event: wit::TelephonyEvent) -> Self {
+        Self {
+            event: event.event.into(),
+            direction: event.direction.map(Into::into),
+            disposition: event.disposition.into(),
+            src_phone: event.src_phone,
+            src_phone_ext: event.src_phone_ext,
+            dst_phone: event.dst_phone,
+            dst_phone_ext: event.dst_phone_ext,
+            call_id: event.call_id,
         }
     }
-    Some((direction?.into(), src_phone?, dst_phone?))
 }
 
-fn telephony_event(
-    event: wit::TelephonyEvent,
-    missing: &mut Vec<String>,
-) -> Option<outcome::TelephonyEvent> {
-    let (direction, src_phone, dst_phone) = parties(
-        "event",
-        event.direction,
-        event.src_phone,
-        event.dst_phone,
-        missing,
-    )?;
-    Some(outcome::TelephonyEvent {
-        event: event.event.into(),
-        direction,
-        disposition: event.disposition.into(),
-        src_phone,
-        src_phone_ext: event.src_phone_ext,
-        dst_phone,
-        dst_phone_ext: event.dst_phone_ext,
-        call_id: event.call_id,
-    })
-}
-
-fn call_record(record: wit::CallRecord, missing: &mut Vec<String>) -> Option<outcome::CallRecord> {
-    let (direction, src_phone, dst_phone) = parties(
-        "call_record",
-        record.direction,
-        record.src_phone,
-        record.dst_phone,
-        missing,
-    )?;
-    Some(outcome::CallRecord {
-        call_id: record.call_id,
-        direction,
-        disposition: record.disposition.into(),
-        src_phone,
-        src_phone_ext: record.src_phone_ext,
-        dst_phone,
-        dst_phone_ext: record.dst_phone_ext,
-        duration: record.duration,
-        call: record.call,
-    })
+impl From<wit::CallRecord> for outcome::CallRecord {
+    fn from(record: wit::CallRecord) -> Self {
+        Self {
+            call_id: record.call_id,
+            direction: record.direction.map(Into::into),
+            disposition: record.disposition.into(),
+            src_phone: record.src_phone,
+            src_phone_ext: record.src_phone_ext,
+            dst_phone: record.dst_phone,
+            dst_phone_ext: record.dst_phone_ext,
+            duration: record.duration,
+            call: record.call,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -223,31 +170,5 @@ mod tests {
             panic!("a refusal answered 200 was accepted");
         };
         assert_eq!(violations.0[0].field, "parse_error.status");
-    }
-
-    #[test]
-    fn an_event_that_names_only_its_call_says_what_is_missing() {
-        let result = wit::ParseResult {
-            event: Some(wit::TelephonyEvent {
-                call_id: Some("c-1".into()),
-                event: wit::EventType::NotifyEnd,
-                direction: None,
-                disposition: wit::Disposition::Answered,
-                src_phone: None,
-                src_phone_ext: None,
-                dst_phone: Some("101".into()),
-                dst_phone_ext: None,
-            }),
-            call_record: None,
-            response: None,
-            delivery_id: Some("d-1".into()),
-        };
-        let fields: Vec<String> = outcome(result)
-            .expect_err("incomplete")
-            .0
-            .into_iter()
-            .map(|violation| violation.field)
-            .collect();
-        assert_eq!(fields, ["event.direction", "event.src_phone"]);
     }
 }

@@ -48,11 +48,11 @@ prop_compose! {
             Just(EventType::NotifyAnswer),
             Just(EventType::NotifyEnd),
         ],
-        direction in direction(),
+        direction in prop::option::of(direction()),
         disposition in disposition(),
-        src_phone in text(),
+        src_phone in optional_text(),
         src_phone_ext in optional_text(),
-        dst_phone in text(),
+        dst_phone in optional_text(),
         dst_phone_ext in optional_text(),
         call_id in optional_text(),
     ) -> TelephonyEvent {
@@ -134,10 +134,11 @@ proptest! {
         match validate(&outcome) {
             Ok(()) => {
                 if let Some(event) = &outcome.event {
-                    prop_assert!(phone_is_sendable(&event.src_phone));
-                    prop_assert!(phone_is_sendable(&event.dst_phone));
-                    prop_assert!(event.src_phone_ext.is_none() || event.direction == Direction::In);
-                    prop_assert!(event.dst_phone_ext.is_none() || event.direction == Direction::Out);
+                    prop_assert!(event.src_phone.as_deref().is_none_or(phone_is_sendable));
+                    prop_assert!(event.dst_phone.as_deref().is_none_or(phone_is_sendable));
+                    prop_assert!(event.call_id.is_some() || !event.parties().names_only_its_call());
+                    prop_assert!(event.src_phone_ext.is_none() || event.direction == Some(Direction::In));
+                    prop_assert!(event.dst_phone_ext.is_none() || event.direction == Some(Direction::Out));
                     prop_assert!(event.call_id.as_deref().is_none_or(|id| !id.chars().any(char::is_control)));
                 }
                 if let Some(response) = &outcome.response {

@@ -100,6 +100,7 @@ pub async fn serve(
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout);
+    let sweeper = tokio::spawn(Arc::clone(&service).keep_calls());
     let app = router(AppState {
         service,
         config: Arc::new(config),
@@ -139,6 +140,7 @@ pub async fn serve(
             tracing::warn!("requests still running after {drain_timeout:?}; stopping anyway");
         }
     }
+    sweeper.abort();
     Ok(())
 }
 

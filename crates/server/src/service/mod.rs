@@ -4,12 +4,15 @@
 //! - `admin`: what admins and tenants do (tenants, integrations, versions, settings,
 //!   bindings, limits, health, the platform's confirmations);
 //! - `webhook`: a provider's request, from the route to the answer;
+//! - `calls`: the calls the event log correlated, for admins, and the sweep that ends the
+//!   silent ones;
 //! - `routes`: each integration's active parser held in memory as a `Route`. A change
 //!   (activation, settings, a new token) builds a new route and swaps it in, so requests in
 //!   flight finish on the version they started with and the next ones use the new one;
 //! - `invocations`: each integration's recent invocations, for the admin's view.
 
 mod admin;
+mod calls;
 mod invocations;
 mod routes;
 mod webhook;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use telehook::{Limits, LoadError, Runtime, RuntimeError};
 
 use crate::admission::AdmissionLimits;
+use crate::calls::CallRules;
 use crate::compiler::Compiler;
 use crate::components::{ComponentStore, StoreError};
 use crate::event_log::EventLog;
@@ -137,6 +141,8 @@ pub struct ServiceConfig {
     /// How long a delivery id is remembered: a delivery of the same id to the same
     /// integration within it is a provider's retry, answered as the first and stored once.
     pub delivery_window: Duration,
+    /// How events are correlated into calls (see [`crate::calls`]).
+    pub calls: CallRules,
 }
 
 /// The default of [`ServiceConfig::delivery_window`]: a day, longer than the providers'
@@ -171,6 +177,7 @@ pub struct Service {
     max_loaded_parsers: usize,
     event_retention: Duration,
     delivery_window: Duration,
+    call_rules: CallRules,
     /// The start of the clock routes' `last_used` is counted on.
     started: Instant,
 }
@@ -217,6 +224,7 @@ impl Service {
             max_loaded_parsers: config.max_loaded_parsers.max(1),
             event_retention: config.event_retention,
             delivery_window: config.delivery_window,
+            call_rules: config.calls,
             started: Instant::now(),
         })
     }

@@ -14,6 +14,7 @@
 //! | no free instance slot | `503 {"error": ...}` with `retry-after` |
 //! | the event log could not commit | `503 {"error": ...}` with `retry-after`: nothing was acknowledged |
 //! | the result names a delivery id stored within the delivery window | the answer the first delivery got; nothing is stored again (`duplicate`) |
+//! | the event names only a call not known yet | its response, once the event is held durably for its call (see [`crate::calls`]) |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -298,14 +299,15 @@ impl Service {
                 tenant_id: key.tenant_id.clone(),
                 integration_id: key.integration_id.clone(),
                 version: active.version,
+                users: route.recipients.of(&outcome),
                 received_at,
-                event: outcome.event.as_ref().map(to_json),
-                call_record: outcome.call_record.as_ref().map(to_json),
-                users: to_json(&route.recipients.of(&outcome)),
+                event: outcome.event,
+                call_record: outcome.call_record,
                 delivery,
+                calls_since: ago(self.call_rules.window),
             };
             match self.events.append(event).await {
-                Ok(Appended::Stored(_)) => {}
+                Ok(Appended::Stored(_) | Appended::Held) => {}
                 Ok(Appended::Repeat(answer)) => return repeated(key, &answer),
                 Err(err) => {
                     tracing::error!(integration = %key, "event not stored: {err}");

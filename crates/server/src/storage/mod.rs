@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use telehook::Settings;
+use telehook::outcome::{CallRecord, TelephonyEvent};
 
+use crate::calls::{Call, CallState};
 use crate::limits::IntegrationLimits;
 
 /// Why a storage operation failed.
@@ -149,15 +151,67 @@ pub trait Storage: Send + Sync {
     /// without `fsync`, a commit reaches the operating system but is not flushed to the disk
     /// before it returns.
     fn event_writer(&self, fsync: bool) -> Result<Box<dyn EventWriter>>;
+
+    /// An integration's calls that pass `filter`, most recently begun first.
+    async fn calls(&self, key: &IntegrationKey, filter: &CallFilter) -> Result<Vec<Call>>;
+    /// One call of an integration, with the events of it the log still holds, oldest first.
+    async fn call(
+        &self,
+        key: &IntegrationKey,
+        id: &str,
+    ) -> Result<Option<(Call, Vec<StoredEvent>)>>;
+}
+
+/// Which calls a listing wants; every part is optional.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Only calls that notify this platform user.
+    pub user: Option<String>,
+    /// Only calls in this state.
+    pub state: Option<CallState>,
+    /// Only calls whose first event was received at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only calls whose first event was received before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Only calls begun before the call of this id: the next page after it.
+    pub before: Option<String>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// Appends events in batches, each batch one transaction: the storage side of the event log's
 /// group commit, owned by its commit thread.
 pub trait EventWriter: Send {
     /// Stores every event of `batch` that is not a repeat of a delivery already stored, or
-    /// none of them; returns what became of each, in order. The delivery of an event is
-    /// stored in the same transaction as the event.
+    /// none of them; returns what became of each, in order. Each event joins its call (see
+    /// [`crate::calls`]); the delivery of an event and the change to its call are stored in
+    /// the same transaction as the event.
     fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>>;
+
+    /// Ends the calls that have heard nothing since `sweep.close_before` (marked `timeout`,
+    /// at `sweep.now`), and stores as unresolved the events held since before
+    /// `sweep.unresolved_before` for a call that never came.
+    fn sweep(&mut self, sweep: &Sweep) -> Result<Swept>;
+}
+
+/// What a sweep of the calls is to do; times are RFC 3339.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The time of the sweep.
+    pub now: String,
+    /// Open calls whose last event is older than this are ended.
+    pub close_before: String,
+    /// Held events received before this are stored unresolved.
+    pub unresolved_before: String,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// The calls it ended, by integration.
+    pub timed_out: Vec<IntegrationKey>,
+    /// The held events it stored unresolved, by integration.
+    pub unresolved: Vec<IntegrationKey>,
 }
 
 /// What became of one appended event.
@@ -165,6 +219,8 @@ pub trait EventWriter: Send {
 pub enum Appended {
     /// Stored at this position of the log.
     Stored(i64),
+    /// Held, durably, until the call it names is known (see [`crate::calls`]).
+    Held,
     /// Not stored: its delivery was stored already, within the window, and the provider got
     /// this answer then (the JSON of [`telehook::outcome::HttpResponse`]).
     Repeat(String),
@@ -266,7 +322,8 @@ pub struct Binding {
     pub user_id: String,
 }
 
-/// What is appended to the event log for one accepted webhook.
+/// What is appended to the event log for one accepted webhook: the event, the call record,
+/// or both.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// The owning tenant.
@@ -277,14 +334,18 @@ pub struct NewEvent {
     pub version: u32,
     /// When the webhook was received (RFC 3339).
     pub received_at: String,
-    /// The telephony event, as JSON.
-    pub event: Option<String>,
-    /// The call record, as JSON.
-    pub call_record: Option<String>,
-    /// The platform users to notify, as a JSON array.
-    pub users: String,
+    /// The telephony event.
+    pub event: Option<TelephonyEvent>,
+    /// The call record.
+    pub call_record: Option<CallRecord>,
+    /// The platform users bound to the operators it names; for an event that names only its
+    /// call, its call's are taken instead.
+    pub users: Vec<String>,
     /// The provider's delivery, when the parser named its id.
     pub delivery: Option<NewDelivery>,
+    /// A call found by its parties must have had an event at or after this time (RFC 3339):
+    /// the start of the call window.
+    pub calls_since: String,
 }
 
 /// An entry of the event log.
@@ -307,6 +368,12 @@ pub struct StoredEvent {
     /// The platform users bound to the call's operators when it was received: who gets the
     /// call card.
     pub users: Vec<String>,
+    /// Our id of the call it belongs to (the provider's is the event's `call_id`); `None` for
+    /// an event stored before calls were kept, and for an unresolved one.
+    pub call: Option<String>,
+    /// Whether it names a call that never became known within the hold: its direction and
+    /// phones are missing, as the parser left them.
+    pub unresolved: bool,
 }
 
 /// Where the platform's reading of the event log stands after it confirmed a `seq`.

@@ -20,13 +20,16 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use telehook::Settings;
 
 use super::{
-    Appended, Binding, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result,
+    Binding, CallFilter, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result,
     Storage, StorageError, StoredEvent, Tenant, Version, now,
 };
+use crate::calls::Call;
 use crate::limits::IntegrationLimits;
 use crate::secrets::SettingsKey;
 
+mod calls;
 mod schema;
+mod writer;
 
 impl From<rusqlite::Error> for StorageError {
     fn from(err: rusqlite::Error) -> Self {
@@ -122,7 +125,7 @@ impl SqliteStorage {
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT seq, tenant_id, integration_id, version, received_at, event, call_record,
-                        users
+                        users, call_id, unresolved
                  FROM events {filter}"
             ))?;
             let rows = stmt.query_map(args, |row| {
@@ -143,6 +146,8 @@ impl SqliteStorage {
                             Box::new(err),
                         )
                     })?,
+                    call: row.get(8)?,
+                    unresolved: row.get(9)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -598,12 +603,31 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn calls(&self, key: &IntegrationKey, filter: &CallFilter) -> Result<Vec<Call>> {
+        self.with(|conn| calls::list(conn, key, filter))
+    }
+
+    async fn call(
+        &self,
+        key: &IntegrationKey,
+        id: &str,
+    ) -> Result<Option<(Call, Vec<StoredEvent>)>> {
+        let Some(call) = self.with(|conn| calls::one(conn, key, id))? else {
+            return Ok(None);
+        };
+        let events = self.read_events(
+            "WHERE call_id = ?1 AND tenant_id = ?2 AND integration_id = ?3 ORDER BY seq",
+            params![id, key.tenant_id, key.integration_id],
+        )?;
+        Ok(Some((call, events)))
+    }
+
     fn event_writer(&self, fsync: bool) -> Result<Box<dyn EventWriter>> {
         let conn = connect(&self.path)?;
         if !fsync {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        Ok(Box::new(SqliteEventWriter(conn)))
+        Ok(Box::new(writer::SqliteEventWriter::new(conn)))
     }
 }
 
@@ -623,82 +647,4 @@ fn setting_context(integration: &IntegrationKey, name: &str) -> String {
 /// alone: the caller asked within its tenant.
 fn not_found(key: &IntegrationKey) -> StorageError {
     StorageError::NotFound(format!("integration `{}`", key.integration_id))
-}
-
-/// The event log's writer: its own connection, so that its commits never wait on the service's.
-struct SqliteEventWriter(Connection);
-
-impl EventWriter for SqliteEventWriter {
-    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>> {
-        let tx = self
-            .0
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut appended = Vec::with_capacity(batch.len());
-        for event in batch {
-            if let Some(answer) = repeat_of(&tx, event)? {
-                appended.push(Appended::Repeat(answer));
-                continue;
-            }
-            tx.prepare_cached(
-                "INSERT INTO events
-                     (tenant_id, integration_id, version, received_at, event, call_record, users)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                event.tenant_id,
-                event.integration_id,
-                event.version,
-                event.received_at,
-                event.event,
-                event.call_record,
-                event.users,
-            ])?;
-            let seq = tx.last_insert_rowid();
-            if let Some(delivery) = &event.delivery {
-                tx.prepare_cached(
-                    "INSERT INTO deliveries
-                         (tenant_id, integration_id, delivery_id, seq, received_at, answer)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (tenant_id, integration_id, delivery_id) DO UPDATE SET
-                         seq = excluded.seq, received_at = excluded.received_at,
-                         answer = excluded.answer",
-                )?
-                .execute(params![
-                    event.tenant_id,
-                    event.integration_id,
-                    delivery.id,
-                    seq,
-                    event.received_at,
-                    delivery.answer,
-                ])?;
-            }
-            appended.push(Appended::Stored(seq));
-        }
-        tx.commit()?;
-        Ok(appended)
-    }
-}
-
-/// The answer given to an earlier delivery of `event`'s delivery id, if one was stored within
-/// the window (an earlier one in the same batch included).
-fn repeat_of(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> Result<Option<String>> {
-    let Some(delivery) = &event.delivery else {
-        return Ok(None);
-    };
-    Ok(tx
-        .prepare_cached(
-            "SELECT answer FROM deliveries
-             WHERE tenant_id = ?1 AND integration_id = ?2 AND delivery_id = ?3
-               AND received_at >= ?4",
-        )?
-        .query_row(
-            params![
-                event.tenant_id,
-                event.integration_id,
-                delivery.id,
-                delivery.repeats_after
-            ],
-            |row| row.get(0),
-        )
-        .optional()?)
 }

@@ -13,8 +13,9 @@ use crate::secrets::SettingsKey;
 
 /// The schema this build writes: 0 is the first one, where integration ids were unique across
 /// tenants; 1 made them per tenant; 2 gave events the users to notify; 3 added the platform's
-/// cursor in the event log; 4 sealed the settings; 5 added the deliveries already stored.
-pub(super) const SCHEMA_VERSION: i32 = 5;
+/// cursor in the event log; 4 sealed the settings; 5 added the deliveries already stored; 6
+/// added calls, and the events held until their call is known.
+pub(super) const SCHEMA_VERSION: i32 = 6;
 
 /// One step from a schema to the next.
 enum Migration {
@@ -31,6 +32,7 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     Migration::Sql(PLATFORM_CURSOR),
     Migration::SealSettings,
     Migration::Sql(DELIVERIES),
+    Migration::Sql(CALLS),
 ];
 
 /// Schema 0, as the first builds wrote it.
@@ -211,6 +213,62 @@ CREATE INDEX deliveries_by_time ON deliveries (received_at);
 CREATE TRIGGER deliveries_go_with_their_integration AFTER DELETE ON integrations
 BEGIN
     DELETE FROM deliveries WHERE tenant_id = old.tenant_id AND integration_id = old.id;
+END;
+";
+
+/// From schema 5 to 6: the calls the events were correlated into (see [`crate::calls`]), each
+/// event's call, and the events that name a call not known yet, held until it is. Events
+/// stored before belong to no call. Like deliveries, these are written by the event log's
+/// writer and go with their integration by trigger. A call's parties are columns, to find it
+/// by them; its users and its record are JSON, read whole.
+const CALLS: &str = "
+CREATE TABLE calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    provider_call_id TEXT,
+    state TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    closed_by TEXT,
+    direction TEXT NOT NULL,
+    src_phone TEXT NOT NULL,
+    src_phone_ext TEXT,
+    dst_phone TEXT NOT NULL,
+    dst_phone_ext TEXT,
+    started_at TEXT,
+    answered_at TEXT,
+    ended_at TEXT,
+    first_event_at TEXT NOT NULL,
+    last_event_at TEXT NOT NULL,
+    users TEXT NOT NULL,
+    record TEXT
+);
+CREATE INDEX calls_by_provider_id ON calls (tenant_id, integration_id, provider_call_id, seq);
+CREATE INDEX calls_by_parties
+    ON calls (tenant_id, integration_id, direction, src_phone, dst_phone, seq);
+CREATE INDEX calls_open ON calls (last_event_at) WHERE state != 'ended';
+CREATE INDEX calls_by_time ON calls (tenant_id, integration_id, first_event_at);
+ALTER TABLE events ADD COLUMN call_id TEXT;
+ALTER TABLE events ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX events_by_call ON events (call_id, seq) WHERE call_id IS NOT NULL;
+CREATE TABLE held_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    provider_call_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    event TEXT,
+    call_record TEXT,
+    users TEXT NOT NULL
+);
+CREATE INDEX held_by_call ON held_events (tenant_id, integration_id, provider_call_id, seq);
+CREATE INDEX held_by_time ON held_events (received_at);
+CREATE TRIGGER calls_go_with_their_integration AFTER DELETE ON integrations
+BEGIN
+    DELETE FROM calls WHERE tenant_id = old.tenant_id AND integration_id = old.id;
+    DELETE FROM held_events WHERE tenant_id = old.tenant_id AND integration_id = old.id;
 END;
 ";
 

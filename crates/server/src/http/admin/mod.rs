@@ -24,6 +24,8 @@ use crate::service::{Principal, ServiceError};
 use crate::storage::{Binding, Integration};
 use crate::{lanes, tokens};
 
+mod calls;
+
 /// The largest JSON body the admin API reads.
 const MAX_JSON_BYTES: usize = 1 << 20;
 
@@ -77,6 +79,8 @@ pub fn routes() -> axum::Router<AppState> {
             post(regenerate_webhook),
         )
         .route(&format!("{integration}/events"), get(list_events))
+        .route(&format!("{integration}/calls"), get(calls::list))
+        .route(&format!("{integration}/calls/{{call}}"), get(calls::show))
         .route(&format!("{integration}/invocations"), get(list_invocations))
 }
 

@@ -1,0 +1,323 @@
+//! Calls in SQLite: finding the call an event joins, saving what it changed, holding the
+//! events that name a call not known yet, and reading calls back for the admin API. The rules
+//! are [`crate::calls`]'s; this module only finds the candidates and keeps the rows.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{IntegrationKey, NewEvent, Result, StorageError};
+use crate::calls::{self, Call, CallParties, Kind};
+use crate::storage::CallFilter;
+
+/// The most calls of the same parties weighed for one event: far more than can overlap.
+const MAX_CANDIDATES: u32 = 32;
+
+const CALL_COLUMNS: &str = "id, tenant_id, integration_id, provider_call_id, state, disposition, \
+     closed_by, direction, src_phone, src_phone_ext, dst_phone, dst_phone_ext, started_at, \
+     answered_at, ended_at, first_event_at, last_event_at, users, record";
+
+/// A value as JSON text, for a column.
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| StorageError::Corrupt(format!("value: {err}")))
+}
+
+/// A unit enum as the bare word it serialises to (`ringing`, `in`, ...), for a column.
+fn to_word<T: Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(word)) => Ok(word),
+        other => Err(StorageError::Corrupt(format!("word: {other:?}"))),
+    }
+}
+
+/// A column's value read back with serde, the column named in the error.
+fn parse<T: DeserializeOwned>(row: &Row<'_>, index: usize, json: bool) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    let value = if json {
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_value(serde_json::Value::String(text))
+    };
+    value.map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+/// [`parse`] of a column that may be NULL.
+fn optional<T: DeserializeOwned>(
+    row: &Row<'_>,
+    index: usize,
+    json: bool,
+) -> rusqlite::Result<Option<T>> {
+    match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => parse(row, index, json).map(Some),
+    }
+}
+
+fn call_row(row: &Row<'_>) -> rusqlite::Result<Call> {
+    Ok(Call {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        integration_id: row.get(2)?,
+        provider_call_id: row.get(3)?,
+        state: parse(row, 4, false)?,
+        disposition: parse(row, 5, false)?,
+        closed_by: optional(row, 6, false)?,
+        parties: CallParties {
+            direction: parse(row, 7, false)?,
+            src_phone: row.get(8)?,
+            src_phone_ext: row.get(9)?,
+            dst_phone: row.get(10)?,
+            dst_phone_ext: row.get(11)?,
+        },
+        started_at: row.get(12)?,
+        answered_at: row.get(13)?,
+        ended_at: row.get(14)?,
+        first_event_at: row.get(15)?,
+        last_event_at: row.get(16)?,
+        users: parse(row, 17, true)?,
+        record: optional(row, 18, true)?,
+    })
+}
+
+/// The latest call of the integration with the provider's call id `provider_call_id`.
+pub(super) fn by_provider_id(
+    tx: &Transaction<'_>,
+    key: &IntegrationKey,
+    provider_call_id: &str,
+) -> Result<Option<Call>> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3
+             ORDER BY seq DESC LIMIT 1"
+        ))?
+        .query_row(
+            params![key.tenant_id, key.integration_id, provider_call_id],
+            call_row,
+        )
+        .optional()?)
+}
+
+/// The call an event of `kind` with `parties` and no call id joins: the candidates are the
+/// integration's calls of the same parties with an event since `since`, chosen from by
+/// [`calls::choose`].
+pub(super) fn by_parties(
+    tx: &Transaction<'_>,
+    key: &IntegrationKey,
+    parties: &CallParties,
+    kind: Kind,
+    since: &str,
+) -> Result<Option<Call>> {
+    let candidates = tx
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND direction = ?3
+               AND src_phone = ?4 AND dst_phone = ?5
+               AND (src_phone_ext IS NULL OR ?6 IS NULL OR src_phone_ext = ?6)
+               AND (dst_phone_ext IS NULL OR ?7 IS NULL OR dst_phone_ext = ?7)
+               AND last_event_at >= ?8
+             ORDER BY seq DESC LIMIT ?9"
+        ))?
+        .query_map(
+            params![
+                key.tenant_id,
+                key.integration_id,
+                to_word(&parties.direction)?,
+                parties.src_phone,
+                parties.dst_phone,
+                parties.src_phone_ext,
+                parties.dst_phone_ext,
+                since,
+                MAX_CANDIDATES
+            ],
+            call_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(calls::choose(&candidates, kind).cloned())
+}
+
+/// Writes a call, new or changed.
+pub(super) fn save(tx: &Transaction<'_>, call: &Call) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO calls ({CALL_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19)
+         ON CONFLICT (id) DO UPDATE SET
+             state = excluded.state, disposition = excluded.disposition,
+             closed_by = excluded.closed_by, started_at = excluded.started_at,
+             answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+             last_event_at = excluded.last_event_at, users = excluded.users,
+             record = excluded.record"
+    ))?
+    .execute(params![
+        call.id,
+        call.tenant_id,
+        call.integration_id,
+        call.provider_call_id,
+        to_word(&call.state)?,
+        to_word(&call.disposition)?,
+        call.closed_by.as_ref().map(to_word).transpose()?,
+        to_word(&call.parties.direction)?,
+        call.parties.src_phone,
+        call.parties.src_phone_ext,
+        call.parties.dst_phone,
+        call.parties.dst_phone_ext,
+        call.started_at,
+        call.answered_at,
+        call.ended_at,
+        call.first_event_at,
+        call.last_event_at,
+        to_json(&call.users)?,
+        call.record.as_ref().map(to_json).transpose()?,
+    ])?;
+    Ok(())
+}
+
+/// Holds an event that names the provider's call `provider_call_id`, not known yet.
+pub(super) fn hold(tx: &Transaction<'_>, event: &NewEvent, provider_call_id: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO held_events (tenant_id, integration_id, provider_call_id, version,
+                                  received_at, event, call_record, users)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        event.tenant_id,
+        event.integration_id,
+        provider_call_id,
+        event.version,
+        event.received_at,
+        event.event.as_ref().map(to_json).transpose()?,
+        event.call_record.as_ref().map(to_json).transpose()?,
+        to_json(&event.users)?,
+    ])?;
+    Ok(())
+}
+
+const HELD_COLUMNS: &str =
+    "tenant_id, integration_id, version, received_at, event, call_record, users";
+
+/// Takes out the events held for the provider's call `provider_call_id`, oldest first.
+pub(super) fn take_held(
+    tx: &Transaction<'_>,
+    key: &IntegrationKey,
+    provider_call_id: &str,
+) -> Result<Vec<NewEvent>> {
+    let held = tx
+        .prepare_cached(&format!(
+            "DELETE FROM held_events
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3
+             RETURNING seq, {HELD_COLUMNS}"
+        ))?
+        .query_map(
+            params![key.tenant_id, key.integration_id, provider_call_id],
+            |row| Ok((row.get::<_, i64>(0)?, held_row(row, 1)?)),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(in_order(held))
+}
+
+/// Takes out the events held since before `before`, for a call that never came, oldest first.
+pub(super) fn take_unresolved(tx: &Transaction<'_>, before: &str) -> Result<Vec<NewEvent>> {
+    let held = tx
+        .prepare_cached(&format!(
+            "DELETE FROM held_events WHERE received_at < ?1 RETURNING seq, {HELD_COLUMNS}"
+        ))?
+        .query_map([before], |row| {
+            Ok((row.get::<_, i64>(0)?, held_row(row, 1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(in_order(held))
+}
+
+/// `RETURNING` promises no order: the held events are put back in the order they came.
+fn in_order(mut held: Vec<(i64, NewEvent)>) -> Vec<NewEvent> {
+    held.sort_by_key(|(seq, _)| *seq);
+    held.into_iter().map(|(_, event)| event).collect()
+}
+
+/// A held event, as it was appended, from the columns [`HELD_COLUMNS`] at `offset` on.
+fn held_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<NewEvent> {
+    let at = |index: usize| index + offset;
+    Ok(NewEvent {
+        tenant_id: row.get(at(0))?,
+        integration_id: row.get(at(1))?,
+        version: row.get(at(2))?,
+        received_at: row.get(at(3))?,
+        event: optional(row, at(4), true)?,
+        call_record: optional(row, at(5), true)?,
+        users: parse(row, at(6), true)?,
+        delivery: None,
+        calls_since: String::new(),
+    })
+}
+
+/// Ends the open calls whose last event is older than `before`, at `now`, marked `timeout`;
+/// returns the integrations of the calls it ended, one entry a call.
+pub(super) fn time_out(
+    tx: &Transaction<'_>,
+    before: &str,
+    now: &str,
+) -> Result<Vec<IntegrationKey>> {
+    let ended = tx
+        .prepare_cached(
+            "UPDATE calls SET state = 'ended', closed_by = 'timeout', ended_at = ?2
+             WHERE state != 'ended' AND last_event_at < ?1
+             RETURNING tenant_id, integration_id",
+        )?
+        .query_map([before, now], |row| {
+            Ok(IntegrationKey::new(
+                &row.get::<_, String>(0)?,
+                &row.get::<_, String>(1)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ended)
+}
+
+/// An integration's calls that pass `filter`, most recently begun first.
+pub(super) fn list(
+    conn: &Connection,
+    key: &IntegrationKey,
+    filter: &CallFilter,
+) -> Result<Vec<Call>> {
+    let state = filter.state.as_ref().map(to_word).transpose()?;
+    let calls = conn
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+             WHERE tenant_id = ?1 AND integration_id = ?2
+               AND (?3 IS NULL OR state = ?3)
+               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(calls.users) WHERE value = ?4))
+               AND (?5 IS NULL OR first_event_at >= ?5)
+               AND (?6 IS NULL OR first_event_at < ?6)
+               AND (?7 IS NULL OR seq < (SELECT seq FROM calls WHERE id = ?7))
+             ORDER BY seq DESC LIMIT ?8"
+        ))?
+        .query_map(
+            params![
+                key.tenant_id,
+                key.integration_id,
+                state,
+                filter.user,
+                filter.since,
+                filter.until,
+                filter.before,
+                filter.limit
+            ],
+            call_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(calls)
+}
+
+/// One call of an integration.
+pub(super) fn one(conn: &Connection, key: &IntegrationKey, id: &str) -> Result<Option<Call>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+             WHERE tenant_id = ?1 AND integration_id = ?2 AND id = ?3"
+        ))?
+        .query_row(params![key.tenant_id, key.integration_id, id], call_row)
+        .optional()?)
+}
