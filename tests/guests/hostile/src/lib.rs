@@ -69,10 +69,6 @@ impl Parser for Hostile {
             }
             "forbidden" => Err(ParseError::forbidden("the signature does not match")),
             "refuse-with-200" => Err(ParseError::new("refused, but as a success").with_status(200)),
-            "partial" => Ok(ParseResult::with_event(TelephonyEvent::of_call(
-                EventType::NotifyAnswer,
-                "call-7",
-            ))),
             "echo-request" => Ok(ParseResult::with_response(Response::json(
                 200,
                 &serde_json::json!({
