@@ -209,10 +209,42 @@ fn demo(root: &Path) -> Result<()> {
             "\n--- {example}: event log\n{}",
             serde_json::to_string_pretty(&events)?
         );
+        let calls = server.admin(
+            "GET",
+            &format!("/tenants/demo/integrations/{example}/calls"),
+            &Value::Null,
+        )?;
+        println!("\n--- {example}: calls, the latest first");
+        print_calls(&calls);
     }
     println!("\nThe components are in {}", components.display());
     println!("The server's data directory was {}", data_dir.display());
     Ok(())
+}
+
+/// The calls of a listing as a table a person reads at a glance.
+fn print_calls(listing: &Value) {
+    let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
+    println!("| state | disposition | direction | from | to | users | recording |");
+    println!("|---|---|---|---|---|---|---|");
+    for call in listing["calls"].as_array().into_iter().flatten() {
+        let users: Vec<String> = call["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            text(&call["state"]),
+            text(&call["disposition"]),
+            text(&call["direction"]),
+            text(&call["src_phone"]),
+            text(&call["dst_phone"]),
+            if users.is_empty() { "-".into() } else { users.join(", ") },
+            text(&call["record"]["call"]),
+        );
+    }
 }
 
 /// `samples/settings.json` holds the integration settings the samples were signed with.
