@@ -2009,7 +2009,9 @@ fn a_call_that_never_ends_is_closed_after_the_timeout_and_listings_filter_and_pa
     );
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(
-        refused.body.contains("`since` must be an RFC 3339 time"),
+        refused
+            .body
+            .contains("`since` must be an RFC 3339 time in UTC"),
         "{}",
         refused.body
     );

@@ -241,7 +241,11 @@ fn print_calls(listing: &Value) {
             text(&call["direction"]),
             text(&call["src_phone"]),
             text(&call["dst_phone"]),
-            if users.is_empty() { "-".into() } else { users.join(", ") },
+            if users.is_empty() {
+                "-".into()
+            } else {
+                users.join(", ")
+            },
             text(&call["record"]["call"]),
         );
     }

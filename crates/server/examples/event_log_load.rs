@@ -38,7 +38,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fsync = !args.iter().any(|arg| arg == "--no-fsync");
     let seconds = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(4.0);
-    let folder = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))?;
+    let folder = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))?;
     let database = folder.path().join("telehook.db");
     let storage = SqliteStorage::open(&database, SettingsKey::from_bytes(&[0; 32]))?;
     let log = Arc::new(EventLog::start(

@@ -9,15 +9,18 @@
 //!
 //! - **By call id.** An event that names the provider's call id joins the latest call of its
 //!   integration with that id; the first one begins the call.
-//! - **By its parties,** without a call id, as CONTRACT.md's matching does: calls of the same
-//!   direction, `src_phone` and `dst_phone` whose last event was within the call window
+//! - **By its parties,** without a call id, as the platform matches them (`src_phone`,
+//!   `src_phone_ext`, `dst_phone`, `dst_phone_ext`, `direction`): calls without a call id of
+//!   the same direction, `src_phone` and `dst_phone` whose last event was within the call window
 //!   ([`CallRules::window`]); an extension counts only when both the call and the event name
 //!   one, so the older convention (and the older three-field matching) finds the same calls.
 //!   Among those, the event joins the most recently begun *open* call that has not had an
 //!   event of its kind, else the most recently begun ended one that has not (an answer that
-//!   arrives after its end); an answer, an end or a record that finds neither joins the most
-//!   recent call of the parties (a repeat, which changes nothing), and only a start, or an
-//!   event with no call of its parties in the window, begins a call. Two calls between the
+//!   arrives after its end; a record looks at the ended calls first); an answer, an end or a
+//!   record that finds neither joins the most recent call of the parties (a repeat, which
+//!   changes nothing), and only a start, or an event with no call of its parties in the
+//!   window, begins a call (a start received before an end that overtook it on the way to the
+//!   log joins the call that end began). Two calls between the
 //!   same numbers at once cannot be told apart without a call id: the later one takes the
 //!   next answer and end.
 //! - **An event that names only its call** (a call id, without the direction or phones) is
@@ -30,12 +33,13 @@
 //! A call is `ringing` from its start, `answered` from its answer, and `ended` from its end.
 //! The state only moves forward: an end that arrives before the answer ends the call and the
 //! late answer only records when it was answered; a repeated event changes nothing. The end
-//! sets the final disposition (an `unknown` one becomes `answered` for a call that was
-//! answered); a call record is attached whenever it arrives, before or after the end (its
-//! disposition fills an `unknown` one of an ended call), and a call known only from its record
-//! is ended. A call that hears nothing for
+//! sets the final disposition (an `unknown` one is taken from the call's record, else becomes
+//! `answered` for a call that was answered); a call record is attached whenever it arrives,
+//! before or after the end (its disposition fills an `unknown` one of an ended call), and a
+//! call known only from its record is ended. A call that hears nothing for
 //! [`CallRules::timeout`] is ended by the host, marked `timeout`; a provider's end that comes
-//! later still replaces that.
+//! later still replaces that when it names the call id (by its parties, the call is out of the
+//! window by then, and the end begins a call of its own).
 
 use std::time::Duration;
 
@@ -197,6 +201,11 @@ pub struct Call {
     pub users: Vec<String>,
     /// Its call record, once one arrived.
     pub record: Option<CallRecord>,
+    /// The positions of its first and last events in the event log (0 before it has one):
+    /// where to read them back.
+    pub first_seq: i64,
+    /// See [`Call::first_seq`].
+    pub last_seq: i64,
 }
 
 impl Call {
@@ -225,6 +234,8 @@ impl Call {
             last_event_at: at.to_owned(),
             users: Vec::new(),
             record: None,
+            first_seq: 0,
+            last_seq: 0,
         }
     }
 
@@ -239,8 +250,9 @@ impl Call {
     }
 
     /// Applies one event (received at `at`, notifying `users`): returns whether the call's
-    /// state changed. The state only moves forward, and an event of a kind the call has had
-    /// already changes nothing but the time of its last event.
+    /// state changed. The state only moves forward; an event of a kind the call has had
+    /// already changes no state or time but the last event's, though its users are added and
+    /// a record it carries is attached if the call had none.
     pub fn apply(
         &mut self,
         kind: Kind,
@@ -261,12 +273,22 @@ impl Call {
             }
         }
         let before = self.state;
-        if !self.has_had(kind) {
+        let had = self.has_had(kind);
+        if let Some(record) = record
+            && self.record.is_none()
+        {
+            self.record = Some(record.clone());
+        }
+        if !had {
             match kind {
                 Kind::Event(EventType::NotifyStart) => self.started_at = Some(at.to_owned()),
                 Kind::Event(EventType::NotifyAnswer) => {
                     self.answered_at = Some(at.to_owned());
                     self.state = self.state.max(CallState::Answered);
+                    // An answer that arrives after an end that did not say how it ended.
+                    if self.state == CallState::Ended && self.disposition == Disposition::Unknown {
+                        self.disposition = Disposition::Answered;
+                    }
                 }
                 Kind::Event(EventType::NotifyEnd) => self.end(disposition, at),
                 Kind::Record => {
@@ -282,11 +304,6 @@ impl Call {
                 }
             }
         }
-        if let Some(record) = record
-            && self.record.is_none()
-        {
-            self.record = Some(record.clone());
-        }
         self.state != before
     }
 
@@ -294,27 +311,52 @@ impl Call {
         self.state = CallState::Ended;
         self.closed_by = Some(ClosedBy::Provider);
         self.ended_at = Some(at.to_owned());
-        self.disposition = match disposition {
-            Disposition::Unknown if self.answered_at.is_some() => Disposition::Answered,
-            known => known,
+        // An end that does not say how the call ended: its record may, else its answer does.
+        let recorded = self
+            .record
+            .as_ref()
+            .map_or(Disposition::Unknown, |record| record.disposition);
+        self.disposition = match (disposition, recorded) {
+            (Disposition::Unknown, Disposition::Unknown) if self.answered_at.is_some() => {
+                Disposition::Answered
+            }
+            (Disposition::Unknown, recorded) => recorded,
+            (known, _) => known,
         };
     }
 }
 
-/// The call an event of `kind` joins among `candidates`, the calls of its parties within the
-/// window, most recently begun first; `None` when it begins a call of its own. The rules are
-/// the module's: an open call that has not had an event of the kind, else an ended one (not
-/// for a start: a start after an end is a new call), else, for anything but a start, the
-/// most recent (a repeat).
-pub fn choose(candidates: &[Call], kind: Kind) -> Option<&Call> {
+impl Call {
+    /// Records that one of its events was stored at `seq` of the log.
+    pub fn logged(&mut self, seq: i64) {
+        if self.first_seq == 0 || seq < self.first_seq {
+            self.first_seq = seq;
+        }
+        self.last_seq = self.last_seq.max(seq);
+    }
+}
+
+/// The call an event of `kind`, received at `at`, joins among `candidates`, the calls of its
+/// parties within the window, most recently begun first; `None` when it begins a call of its
+/// own. The rules are the module's: an open call that has not had an event of the kind, else
+/// an ended one that has not (a record looks at the ended calls first: a record usually comes
+/// after its end, and the same client may be calling again by then; a start joins an ended
+/// call only when that call began after it, from an end that outran it), else, for anything
+/// but a start, the most recent (a repeat).
+pub fn choose<'a>(candidates: &'a [Call], kind: Kind, at: &str) -> Option<&'a Call> {
     let start = kind == Kind::Event(EventType::NotifyStart);
     let fresh = |call: &&Call| !call.has_had(kind);
-    candidates
-        .iter()
-        .filter(fresh)
-        .find(|call| call.state != CallState::Ended)
-        .or_else(|| candidates.iter().filter(fresh).find(|_| !start))
-        .or_else(|| candidates.first().filter(|_| !start))
+    let open = |call: &&Call| call.state != CallState::Ended;
+    let ended = |call: &&Call| {
+        call.state == CallState::Ended && (!start || call.first_event_at.as_str() >= at)
+    };
+    let first = |test: &dyn Fn(&&Call) -> bool| candidates.iter().filter(fresh).find(test);
+    let joined = if kind == Kind::Record {
+        first(&ended).or_else(|| first(&open))
+    } else {
+        first(&open).or_else(|| first(&ended))
+    };
+    joined.or_else(|| candidates.first().filter(|_| !start))
 }
 
 /// A new id for a call: a UUIDv7, unique without coordination and ordered by time, so that
@@ -481,25 +523,106 @@ mod tests {
         // Two calls at once: the later begun takes the answer and the end.
         let (first, second) = (ringing("first"), ringing("second"));
         let both = [second.clone(), first.clone()];
-        assert_eq!(choose(&both, answer).map(|c| c.id.as_str()), Some("second"));
-        assert_eq!(choose(&both, start), None, "a start begins a call");
+        assert_eq!(
+            choose(&both, answer, T2).map(|c| c.id.as_str()),
+            Some("second")
+        );
+        assert_eq!(choose(&both, start, T2), None, "a start begins a call");
 
         let mut ended = second;
         ended.apply(end, Disposition::NoAnswer, None, &[], T1);
         let after_end = [ended.clone(), first];
         assert_eq!(
-            choose(&after_end, end).map(|c| c.id.as_str()),
+            choose(&after_end, end, T2).map(|c| c.id.as_str()),
             Some("first")
         );
         // An answer after its call's end, with no open call left to take it.
         assert_eq!(
-            choose(&[ended.clone()], answer).map(|c| c.id.as_str()),
+            choose(&[ended.clone()], answer, T2).map(|c| c.id.as_str()),
             Some("second")
         );
-        assert_eq!(choose(&[ended.clone()], start), None);
+        assert_eq!(choose(&[ended.clone()], start, T2), None);
         // A repeated end joins its call and begins none.
-        assert_eq!(choose(&[ended], end).map(|c| c.id.as_str()), Some("second"));
-        assert_eq!(choose(&[], end), None);
+        assert_eq!(
+            choose(&[ended], end, T2).map(|c| c.id.as_str()),
+            Some("second")
+        );
+        assert_eq!(choose(&[], end, T2), None);
+    }
+
+    #[test]
+    fn a_start_after_its_end_and_a_record_after_a_callback_find_their_call() {
+        let start = Kind::Event(EventType::NotifyStart);
+        let mut outran = call();
+        outran.first_event_at = T1.into();
+        outran.apply(
+            Kind::Event(EventType::NotifyEnd),
+            Disposition::Busy,
+            None,
+            &[],
+            T1,
+        );
+        // The start, received before the end it lost the race to, joins that end's call...
+        assert_eq!(
+            choose(&[outran.clone()], start, T0).map(|c| &c.id),
+            Some(&outran.id)
+        );
+        // ...but a start after a call that ended is a new call.
+        assert_eq!(choose(&[outran.clone()], start, T2), None);
+
+        let mut callback = call();
+        callback.apply(start, Disposition::Unknown, None, &[], T2);
+        let both = [callback, outran.clone()];
+        assert_eq!(
+            choose(&both, Kind::Record, T2).map(|c| &c.id),
+            Some(&outran.id),
+            "the record belongs to the call that ended"
+        );
+    }
+
+    #[test]
+    fn an_end_that_does_not_say_how_takes_it_from_the_record_or_the_answer() {
+        let record = CallRecord {
+            call_id: None,
+            direction: None,
+            disposition: Disposition::Busy,
+            src_phone: None,
+            src_phone_ext: None,
+            dst_phone: None,
+            dst_phone_ext: None,
+            duration: 0,
+            call: "rec".into(),
+        };
+        let mut recorded = call();
+        event(
+            &mut recorded,
+            EventType::NotifyStart,
+            Disposition::Unknown,
+            T0,
+        );
+        recorded.apply(
+            Kind::Event(EventType::NotifyEnd),
+            Disposition::Unknown,
+            Some(&record),
+            &[],
+            T1,
+        );
+        assert_eq!(recorded.disposition, Disposition::Busy);
+
+        let mut late_answer = call();
+        event(
+            &mut late_answer,
+            EventType::NotifyEnd,
+            Disposition::Unknown,
+            T1,
+        );
+        event(
+            &mut late_answer,
+            EventType::NotifyAnswer,
+            Disposition::Unknown,
+            T0,
+        );
+        assert_eq!(late_answer.disposition, Disposition::Answered);
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub(super) struct CallsQuery {
     user: Option<String>,
     /// `ringing`, `answered` or `ended`.
     state: Option<CallState>,
-    /// Only calls begun at or after this time (RFC 3339).
+    /// Only calls begun at or after this time (RFC 3339, UTC).
     since: Option<String>,
-    /// Only calls begun before this time (RFC 3339).
+    /// Only calls begun before this time (RFC 3339, UTC).
     until: Option<String>,
     /// The `next` of the page before: the calls begun before that one.
     before: Option<String>,
@@ -37,8 +37,8 @@ fn time(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
                 .map(|time| humantime::format_rfc3339_millis(time).to_string())
                 .map_err(|err| {
                     ServiceError::BadRequest(format!(
-                        "`{name}` must be an RFC 3339 time such as 2026-12-01T10:00:00Z, not \
-                         `{text}`: {err}"
+                        "`{name}` must be an RFC 3339 time in UTC such as 2026-12-01T10:00:00Z, \
+                         not `{text}`: {err}"
                     ))
                     .into()
                 })

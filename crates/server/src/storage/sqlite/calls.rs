@@ -15,7 +15,7 @@ const MAX_CANDIDATES: u32 = 32;
 
 const CALL_COLUMNS: &str = "id, tenant_id, integration_id, provider_call_id, state, disposition, \
      closed_by, direction, src_phone, src_phone_ext, dst_phone, dst_phone_ext, started_at, \
-     answered_at, ended_at, first_event_at, last_event_at, users, record";
+     answered_at, ended_at, first_event_at, last_event_at, users, record, first_seq, last_seq";
 
 /// A value as JSON text, for a column.
 pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -78,10 +78,14 @@ fn call_row(row: &Row<'_>) -> rusqlite::Result<Call> {
         last_event_at: row.get(16)?,
         users: parse(row, 17, true)?,
         record: optional(row, 18, true)?,
+        first_seq: row.get(19)?,
+        last_seq: row.get(20)?,
     })
 }
 
-/// The latest call of the integration with the provider's call id `provider_call_id`.
+/// The latest call of the integration with the provider's call id `provider_call_id`. The
+/// index is named: without statistics the planner would walk the integration's calls in key
+/// order to spare itself sorting the one or two rows the index finds.
 pub(super) fn by_provider_id(
     tx: &Transaction<'_>,
     key: &IntegrationKey,
@@ -89,9 +93,9 @@ pub(super) fn by_provider_id(
 ) -> Result<Option<Call>> {
     Ok(tx
         .prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_by_provider_id
              WHERE tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3
-             ORDER BY seq DESC LIMIT 1"
+             ORDER BY id DESC LIMIT 1"
         ))?
         .query_row(
             params![key.tenant_id, key.integration_id, provider_call_id],
@@ -101,24 +105,25 @@ pub(super) fn by_provider_id(
 }
 
 /// The call an event of `kind` with `parties` and no call id joins: the candidates are the
-/// integration's calls of the same parties with an event since `since`, chosen from by
-/// [`calls::choose`].
+/// integration's calls of the same parties without a call id with an event since `since`,
+/// chosen from by [`calls::choose`].
 pub(super) fn by_parties(
     tx: &Transaction<'_>,
     key: &IntegrationKey,
     parties: &CallParties,
     kind: Kind,
+    at: &str,
     since: &str,
 ) -> Result<Option<Call>> {
     let candidates = tx
         .prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_by_parties
              WHERE tenant_id = ?1 AND integration_id = ?2 AND direction = ?3
-               AND src_phone = ?4 AND dst_phone = ?5
+               AND src_phone = ?4 AND dst_phone = ?5 AND provider_call_id IS NULL
                AND (src_phone_ext IS NULL OR ?6 IS NULL OR src_phone_ext = ?6)
                AND (dst_phone_ext IS NULL OR ?7 IS NULL OR dst_phone_ext = ?7)
                AND last_event_at >= ?8
-             ORDER BY seq DESC LIMIT ?9"
+             ORDER BY id DESC LIMIT ?9"
         ))?
         .query_map(
             params![
@@ -135,7 +140,7 @@ pub(super) fn by_parties(
             call_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(calls::choose(&candidates, kind).cloned())
+    Ok(calls::choose(&candidates, kind, at).cloned())
 }
 
 /// Writes a call, new or changed.
@@ -143,13 +148,15 @@ pub(super) fn save(tx: &Transaction<'_>, call: &Call) -> Result<()> {
     tx.prepare_cached(&format!(
         "INSERT INTO calls ({CALL_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19)
-         ON CONFLICT (id) DO UPDATE SET
+                 ?19, ?20, ?21)
+         ON CONFLICT (tenant_id, integration_id, id) DO UPDATE SET
              state = excluded.state, disposition = excluded.disposition,
              closed_by = excluded.closed_by, started_at = excluded.started_at,
              answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+             first_event_at = MIN(first_event_at, excluded.first_event_at),
              last_event_at = excluded.last_event_at, users = excluded.users,
-             record = excluded.record"
+             record = excluded.record, first_seq = excluded.first_seq,
+             last_seq = excluded.last_seq"
     ))?
     .execute(params![
         call.id,
@@ -171,6 +178,8 @@ pub(super) fn save(tx: &Transaction<'_>, call: &Call) -> Result<()> {
         call.last_event_at,
         to_json(&call.users)?,
         call.record.as_ref().map(to_json).transpose()?,
+        call.first_seq,
+        call.last_seq,
     ])?;
     Ok(())
 }
@@ -204,37 +213,37 @@ pub(super) fn take_held(
     key: &IntegrationKey,
     provider_call_id: &str,
 ) -> Result<Vec<NewEvent>> {
-    let held = tx
-        .prepare_cached(&format!(
-            "DELETE FROM held_events
-             WHERE tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3
-             RETURNING seq, {HELD_COLUMNS}"
-        ))?
-        .query_map(
-            params![key.tenant_id, key.integration_id, provider_call_id],
-            |row| Ok((row.get::<_, i64>(0)?, held_row(row, 1)?)),
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(in_order(held))
+    take(
+        tx,
+        "tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3",
+        params![key.tenant_id, key.integration_id, provider_call_id],
+    )
 }
 
 /// Takes out the events held since before `before`, for a call that never came, oldest first.
 pub(super) fn take_unresolved(tx: &Transaction<'_>, before: &str) -> Result<Vec<NewEvent>> {
-    let held = tx
-        .prepare_cached(&format!(
-            "DELETE FROM held_events WHERE received_at < ?1 RETURNING seq, {HELD_COLUMNS}"
-        ))?
-        .query_map([before], |row| {
-            Ok((row.get::<_, i64>(0)?, held_row(row, 1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(in_order(held))
+    take(tx, "received_at < ?1", params![before])
 }
 
-/// `RETURNING` promises no order: the held events are put back in the order they came.
-fn in_order(mut held: Vec<(i64, NewEvent)>) -> Vec<NewEvent> {
-    held.sort_by_key(|(seq, _)| *seq);
-    held.into_iter().map(|(_, event)| event).collect()
+/// Takes out the held events `filter` selects, in the order they came. (A read, then a
+/// delete: a statement with `RETURNING` makes SQLite prepare every other statement of the
+/// connection again, on every event.)
+fn take(
+    tx: &Transaction<'_>,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<NewEvent>> {
+    let held = tx
+        .prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} FROM held_events WHERE {filter} ORDER BY seq"
+        ))?
+        .query_map(args, |row| held_row(row, 0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if !held.is_empty() {
+        tx.prepare_cached(&format!("DELETE FROM held_events WHERE {filter}"))?
+            .execute(args)?;
+    }
+    Ok(held)
 }
 
 /// A held event, as it was appended, from the columns [`HELD_COLUMNS`] at `offset` on.
@@ -260,19 +269,24 @@ pub(super) fn time_out(
     before: &str,
     now: &str,
 ) -> Result<Vec<IntegrationKey>> {
+    const SILENT: &str = "state != 'ended' AND last_event_at < ?1";
     let ended = tx
-        .prepare_cached(
-            "UPDATE calls SET state = 'ended', closed_by = 'timeout', ended_at = ?2
-             WHERE state != 'ended' AND last_event_at < ?1
-             RETURNING tenant_id, integration_id",
-        )?
-        .query_map([before, now], |row| {
+        .prepare_cached(&format!(
+            "SELECT tenant_id, integration_id FROM calls WHERE {SILENT}"
+        ))?
+        .query_map([before], |row| {
             Ok(IntegrationKey::new(
                 &row.get::<_, String>(0)?,
                 &row.get::<_, String>(1)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    if !ended.is_empty() {
+        tx.prepare_cached(&format!(
+            "UPDATE calls SET state = 'ended', closed_by = 'timeout', ended_at = ?2 WHERE {SILENT}"
+        ))?
+        .execute([before, now])?;
+    }
     Ok(ended)
 }
 
@@ -291,8 +305,8 @@ pub(super) fn list(
                AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(calls.users) WHERE value = ?4))
                AND (?5 IS NULL OR first_event_at >= ?5)
                AND (?6 IS NULL OR first_event_at < ?6)
-               AND (?7 IS NULL OR seq < (SELECT seq FROM calls WHERE id = ?7))
-             ORDER BY seq DESC LIMIT ?8"
+               AND (?7 IS NULL OR id < ?7)
+             ORDER BY id DESC LIMIT ?8"
         ))?
         .query_map(
             params![

@@ -616,8 +616,16 @@ impl Storage for SqliteStorage {
             return Ok(None);
         };
         let events = self.read_events(
-            "WHERE call_id = ?1 AND tenant_id = ?2 AND integration_id = ?3 ORDER BY seq",
-            params![id, key.tenant_id, key.integration_id],
+            "WHERE tenant_id = ?2 AND integration_id = ?3 AND seq BETWEEN ?4 AND ?5
+               AND call_id = ?1
+             ORDER BY seq",
+            params![
+                id,
+                key.tenant_id,
+                key.integration_id,
+                call.first_seq,
+                call.last_seq
+            ],
         )?;
         Ok(Some((call, events)))
     }
@@ -627,7 +635,7 @@ impl Storage for SqliteStorage {
         if !fsync {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        Ok(Box::new(writer::SqliteEventWriter::new(conn)))
+        Ok(Box::new(writer::SqliteEventWriter::new(conn)?))
     }
 }
 

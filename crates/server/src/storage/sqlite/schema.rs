@@ -219,14 +219,23 @@ END;
 /// From schema 5 to 6: the calls the events were correlated into (see [`crate::calls`]), each
 /// event's call, and the events that name a call not known yet, held until it is. Events
 /// stored before belong to no call. Like deliveries, these are written by the event log's
-/// writer and go with their integration by trigger. A call's parties are columns, to find it
-/// by them; its users and its record are JSON, read whole.
+/// writer and go with their integration by trigger. Every index of `calls` costs the event
+/// log a page write per commit, so there are few: the key orders an integration's calls by our
+/// id (a UUIDv7, so by creation); calls with a provider's call id are found by it, the others
+/// by their parties within the call window (a range of `last_event_at`, so that a pair of
+/// numbers with a long history costs no more than one with a short one); the open calls are
+/// indexed by a column that changes only when they end, for the sweep. (The index by call id
+/// is not partial: a statement whose use of a partial index depends on a bound value is
+/// prepared again whenever the value changes, every event.) A call's users and its record are
+/// JSON, read whole. A call's events are read back by the integration's index of the log,
+/// between the positions of its first and last events that the call keeps, rather than by an
+/// index of their own that every event would pay for. The delivery of an event that was held has `seq` 0: it had no place in the log
+/// when the delivery was stored.
 const CALLS: &str = "
 CREATE TABLE calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
     tenant_id TEXT NOT NULL,
     integration_id TEXT NOT NULL,
+    id TEXT NOT NULL,
     provider_call_id TEXT,
     state TEXT NOT NULL,
     disposition TEXT NOT NULL,
@@ -242,16 +251,18 @@ CREATE TABLE calls (
     first_event_at TEXT NOT NULL,
     last_event_at TEXT NOT NULL,
     users TEXT NOT NULL,
-    record TEXT
-);
-CREATE INDEX calls_by_provider_id ON calls (tenant_id, integration_id, provider_call_id, seq);
+    record TEXT,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, id)
+) WITHOUT ROWID;
+CREATE INDEX calls_by_provider_id ON calls (tenant_id, integration_id, provider_call_id);
 CREATE INDEX calls_by_parties
-    ON calls (tenant_id, integration_id, direction, src_phone, dst_phone, seq);
-CREATE INDEX calls_open ON calls (last_event_at) WHERE state != 'ended';
-CREATE INDEX calls_by_time ON calls (tenant_id, integration_id, first_event_at);
+    ON calls (tenant_id, integration_id, direction, src_phone, dst_phone, last_event_at)
+    WHERE provider_call_id IS NULL;
+CREATE INDEX calls_open ON calls (state) WHERE state != 'ended';
 ALTER TABLE events ADD COLUMN call_id TEXT;
 ALTER TABLE events ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX events_by_call ON events (call_id, seq) WHERE call_id IS NOT NULL;
 CREATE TABLE held_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL,
