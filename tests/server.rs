@@ -1638,6 +1638,16 @@ fn scripted_integration(server: &Server, tenant: &str, id: &str) -> String {
     webhook
 }
 
+/// A server started with `flags`, with tenant `acme` and its integration `pbx` (see
+/// [`scripted_integration`]): the data directory, the server and the webhook path.
+fn scripted_server(flags: &[&str]) -> (tempfile::TempDir, Server, String) {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), flags);
+    server.tenant("acme");
+    let webhook = scripted_integration(&server, "acme", "pbx");
+    (dir, server, webhook)
+}
+
 /// Sends the scripted guest the event `form` spells out; it must be accepted.
 fn happen(server: &Server, webhook: &str, form: &str) {
     let reply = server.send(
@@ -1685,10 +1695,7 @@ const CALLER: &str = "direction=in&src=%2B79161234567&dst=101";
 
 #[test]
 fn events_that_name_only_their_call_are_completed_from_it_and_the_call_survives_a_crash() {
-    let dir = data_dir();
-    let server = Server::start(dir.path());
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (dir, server, webhook) = scripted_server(&[]);
 
     happen(
         &server,
@@ -1745,10 +1752,7 @@ fn events_that_name_only_their_call_are_completed_from_it_and_the_call_survives_
 
 #[test]
 fn an_event_before_its_calls_first_full_one_is_held_until_it_or_reported_unresolved() {
-    let dir = data_dir();
-    let server = Server::start_with(dir.path(), &["--unresolved-after-secs", "1"]);
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&["--unresolved-after-secs", "1"]);
 
     // A recording callback and an answer that outran the call's start.
     happen(&server, &webhook, "event=answer&call_id=c-2");
@@ -1798,10 +1802,7 @@ fn an_event_before_its_calls_first_full_one_is_held_until_it_or_reported_unresol
 
 #[test]
 fn calls_without_a_call_id_are_told_apart_by_their_parties_latest_open_call_first() {
-    let dir = data_dir();
-    let server = Server::start(dir.path());
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&[]);
 
     // Two calls between the same numbers at once: the later takes the first end.
     happen(&server, &webhook, &format!("event=start&{CALLER}"));
@@ -1844,10 +1845,7 @@ fn calls_without_a_call_id_are_told_apart_by_their_parties_latest_open_call_firs
 
 #[test]
 fn an_end_before_the_answer_and_repeats_make_one_call_changed_once() {
-    let dir = data_dir();
-    let server = Server::start(dir.path());
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&[]);
 
     happen(
         &server,
@@ -1875,10 +1873,7 @@ fn an_end_before_the_answer_and_repeats_make_one_call_changed_once() {
 
 #[test]
 fn a_record_is_attached_to_its_call_before_or_after_the_end() {
-    let dir = data_dir();
-    let server = Server::start(dir.path());
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&[]);
 
     happen(
         &server,
@@ -1922,10 +1917,7 @@ fn a_record_is_attached_to_its_call_before_or_after_the_end() {
 
 #[test]
 fn the_older_convention_of_the_operators_extension_in_dst_phone_keeps_working() {
-    let dir = data_dir();
-    let server = Server::start(dir.path());
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&[]);
 
     // An outgoing call as older parsers report it: the client in src_phone, the operator's
     // extension in dst_phone, no call id.
@@ -1957,10 +1949,7 @@ fn the_older_convention_of_the_operators_extension_in_dst_phone_keeps_working() 
 
 #[test]
 fn a_call_that_never_ends_is_closed_after_the_timeout_and_listings_filter_and_page() {
-    let dir = data_dir();
-    let server = Server::start_with(dir.path(), &["--call-timeout-secs", "1"]);
-    server.tenant("acme");
-    let webhook = scripted_integration(&server, "acme", "pbx");
+    let (_dir, server, webhook) = scripted_server(&["--call-timeout-secs", "1"]);
 
     for id in ["c-6", "c-7", "c-8"] {
         happen(

@@ -390,6 +390,21 @@ mod tests {
         )
     }
 
+    /// A recording callback that names only call `c-1`.
+    fn recording(disposition: Disposition) -> CallRecord {
+        CallRecord {
+            call_id: Some("c-1".into()),
+            direction: None,
+            disposition,
+            src_phone: None,
+            src_phone_ext: None,
+            dst_phone: None,
+            dst_phone_ext: None,
+            duration: 42,
+            call: "https://records.example/c-1.mp3".into(),
+        }
+    }
+
     fn event(call: &mut Call, event: EventType, disposition: Disposition, at: &str) -> bool {
         call.apply(Kind::Event(event), disposition, None, &[], at)
     }
@@ -463,17 +478,7 @@ mod tests {
 
     #[test]
     fn a_record_is_attached_before_or_after_the_end() {
-        let record = CallRecord {
-            call_id: Some("c-1".into()),
-            direction: None,
-            disposition: Disposition::Answered,
-            src_phone: None,
-            src_phone_ext: None,
-            dst_phone: None,
-            dst_phone_ext: None,
-            duration: 42,
-            call: "https://records.example/c-1.mp3".into(),
-        };
+        let record = recording(Disposition::Answered);
         let mut before = call();
         event(
             &mut before,
@@ -582,17 +587,7 @@ mod tests {
 
     #[test]
     fn an_end_that_does_not_say_how_takes_it_from_the_record_or_the_answer() {
-        let record = CallRecord {
-            call_id: None,
-            direction: None,
-            disposition: Disposition::Busy,
-            src_phone: None,
-            src_phone_ext: None,
-            dst_phone: None,
-            dst_phone_ext: None,
-            duration: 0,
-            call: "rec".into(),
-        };
+        let record = recording(Disposition::Busy);
         let mut recorded = call();
         event(
             &mut recorded,
