@@ -163,8 +163,15 @@ pub fn run(setup: &Setup) -> Result<()> {
         if !alive {
             verdict.push("host stopped answering");
         }
-        if alone.failures > 0 || measured.failures > 0 {
-            verdict.push("good requests failed");
+        let failures = alone.failures + measured.failures;
+        let good_failed = alone
+            .first_failure
+            .as_ref()
+            .or(measured.first_failure.as_ref());
+        let failed_how;
+        if let Some(first) = good_failed {
+            failed_how = format!("{failures} good requests failed (the first got {first})");
+            verdict.push(failed_how.as_str());
         }
         if !setup.quick && ratio > 2.0 {
             verdict.push("p99 over 2x baseline");

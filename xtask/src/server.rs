@@ -16,11 +16,13 @@ use ureq::http::{Method, Request};
 pub const WEBHOOK_BODY: &str =
     r#"{"callId":"abc-123","srcPhone":"+79161234567","dstPhone":"101","event":"start"}"#;
 
-/// Latencies of sequential webhook requests, and how many were not answered `200`.
+/// Latencies of sequential webhook requests, how many were not answered `200`, and what the
+/// first of those got.
 #[derive(Default)]
 pub struct Latencies {
     pub latencies: Vec<Duration>,
     pub failures: usize,
+    pub first_failure: Option<String>,
 }
 
 impl Latencies {
@@ -30,13 +32,24 @@ impl Latencies {
         let until = Instant::now() + duration;
         while Instant::now() < until {
             let started = Instant::now();
-            let ok = agent
+            let failure = match agent
                 .post(webhook)
                 .header("content-type", "application/json")
                 .send(WEBHOOK_BODY)
-                .is_ok_and(|response| response.status() == 200);
+            {
+                Ok(response) if response.status() == 200 => None,
+                Ok(mut response) => Some(format!(
+                    "{} {}",
+                    response.status(),
+                    response.body_mut().read_to_string().unwrap_or_default()
+                )),
+                Err(err) => Some(format!("error: {err}")),
+            };
             measured.latencies.push(started.elapsed());
-            measured.failures += usize::from(!ok);
+            if let Some(failure) = failure {
+                measured.failures += 1;
+                measured.first_failure.get_or_insert(failure);
+            }
         }
         measured
     }
