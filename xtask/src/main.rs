@@ -194,6 +194,16 @@ fn demo(root: &Path) -> Result<()> {
         let samples = root.join("examples").join(example).join("samples");
         let module = components.join(format!("{}.wasm", example.replace('-', "_")));
         let webhook = server.register("demo", example, &module, &settings(&samples)?)?;
+        // The samples' operators, bound to users, so that the calls name whom they notify.
+        server.admin(
+            "PUT",
+            &format!("/tenants/demo/integrations/{example}/bindings"),
+            &json!([
+                {"extension": "100", "user_id": "boris"},
+                {"extension": "101", "user_id": "anna"},
+                {"extension": "102", "user_id": "boris"},
+            ]),
+        )?;
         println!("\n##### {example}: {webhook}");
         for request in requests_in(&samples)? {
             let name = request.file_name().unwrap_or_default().to_string_lossy();
