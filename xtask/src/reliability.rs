@@ -159,22 +159,22 @@ pub fn run(setup: &Setup) -> Result<()> {
         let alive = server.admin("GET", "/tenants", &Value::Null).is_ok();
         let ratio = measured.percentile(0.99).as_secs_f64()
             / alone.percentile(0.99).as_secs_f64().max(1e-9);
-        let mut verdict = Vec::new();
+        let mut verdict: Vec<String> = Vec::new();
         if !alive {
-            verdict.push("host stopped answering");
+            verdict.push("host stopped answering".into());
         }
-        let failures = alone.failures + measured.failures;
         let good_failed = alone
             .first_failure
             .as_ref()
             .or(measured.first_failure.as_ref());
-        let failed_how;
         if let Some(first) = good_failed {
-            failed_how = format!("{failures} good requests failed (the first got {first})");
-            verdict.push(failed_how.as_str());
+            let failures = alone.failures + measured.failures;
+            verdict.push(format!(
+                "{failures} good requests failed (the first got {first})"
+            ));
         }
         if !setup.quick && ratio > 2.0 {
-            verdict.push("p99 over 2x baseline");
+            verdict.push("p99 over 2x baseline".into());
         }
         if !verdict.is_empty() {
             failed.push(format!("{}: {}", case.name, verdict.join(", ")));

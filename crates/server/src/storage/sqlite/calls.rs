@@ -4,9 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::{IntegrationKey, NewEvent, Result, StorageError};
+use super::{IntegrationKey, NewEvent, Result, StorageError, optional, parse, to_json};
 use crate::calls::{self, Call, CallParties, Kind};
 use crate::storage::CallFilter;
 
@@ -17,41 +16,11 @@ const CALL_COLUMNS: &str = "id, tenant_id, integration_id, provider_call_id, sta
      closed_by, direction, src_phone, src_phone_ext, dst_phone, dst_phone_ext, started_at, \
      answered_at, ended_at, first_event_at, last_event_at, users, record, first_seq, last_seq";
 
-/// A value as JSON text, for a column.
-pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|err| StorageError::Corrupt(format!("value: {err}")))
-}
-
 /// A unit enum as the bare word it serialises to (`ringing`, `in`, ...), for a column.
 fn to_word<T: Serialize>(value: &T) -> Result<String> {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(word)) => Ok(word),
         other => Err(StorageError::Corrupt(format!("word: {other:?}"))),
-    }
-}
-
-/// A column's value read back with serde, the column named in the error.
-fn parse<T: DeserializeOwned>(row: &Row<'_>, index: usize, json: bool) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    let value = if json {
-        serde_json::from_str(&text)
-    } else {
-        serde_json::from_value(serde_json::Value::String(text))
-    };
-    value.map_err(|err| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err))
-    })
-}
-
-/// [`parse`] of a column that may be NULL.
-fn optional<T: DeserializeOwned>(
-    row: &Row<'_>,
-    index: usize,
-    json: bool,
-) -> rusqlite::Result<Option<T>> {
-    match row.get_ref(index)? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        _ => parse(row, index, json).map(Some),
     }
 }
 

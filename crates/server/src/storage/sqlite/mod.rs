@@ -16,7 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use telehook::Settings;
 
 use super::{
@@ -139,13 +141,7 @@ impl SqliteStorage {
                     received_at: row.get(4)?,
                     event: json(row.get(5)?),
                     call_record: json(row.get(6)?),
-                    users: serde_json::from_str(&row.get::<_, String>(7)?).map_err(|err| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            7,
-                            rusqlite::types::Type::Text,
-                            Box::new(err),
-                        )
-                    })?,
+                    users: parse(row, 7, true)?,
                     call: row.get(8)?,
                     unresolved: row.get(9)?,
                 })
@@ -636,6 +632,37 @@ impl Storage for SqliteStorage {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         Ok(Box::new(writer::SqliteEventWriter::new(conn)?))
+    }
+}
+
+/// A value as JSON text, for a column. (These column helpers serve every table of the
+/// backend.)
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| StorageError::Corrupt(format!("value: {err}")))
+}
+
+/// A column's value read back with serde, the column named in the error.
+fn parse<T: DeserializeOwned>(row: &Row<'_>, index: usize, json: bool) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    let value = if json {
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_value(serde_json::Value::String(text))
+    };
+    value.map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+/// [`parse`] of a column that may be NULL.
+fn optional<T: DeserializeOwned>(
+    row: &Row<'_>,
+    index: usize,
+    json: bool,
+) -> rusqlite::Result<Option<T>> {
+    match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => parse(row, index, json).map(Some),
     }
 }
 

@@ -2,11 +2,13 @@
 //! the deliveries already stored, joins its call (see [`crate::calls`]) and is stored with the
 //! call's change, or is held until its call is known.
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use telehook::outcome::{Disposition, Parties};
 
-use super::calls::{self as rows, to_json};
-use super::{EventWriter, IntegrationKey, NewEvent, Result, StorageError};
+use super::calls as rows;
+use super::{EventWriter, IntegrationKey, NewEvent, Result, StorageError, to_json};
 use crate::calls::{Call, CallParties, Complete, Kind, new_id};
 use crate::storage::Appended;
 use crate::storage::{Sweep, Swept};
@@ -164,13 +166,22 @@ fn correlate(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
 /// Applies an event to its call and stores it in the log, completed from the call when it
 /// names only the call, and notifying the call's users then.
 fn attach(tx: &Transaction<'_>, call: &mut Call, event: &NewEvent) -> Result<i64> {
-    let mut event = event.clone();
-    let partial = parties(&event)?.names_only_its_call();
-    if let Some(telephony) = &mut event.event {
-        telephony.complete(&call.parties);
-    }
-    if let Some(record) = &mut event.call_record {
-        record.complete(&call.parties);
+    let partial = parties(event)?.names_only_its_call();
+    let incomplete = partial
+        || event
+            .call_record
+            .as_ref()
+            .is_some_and(|record| record.parties().names_only_its_call());
+    // Only an event with gaps is copied to be completed: the others are stored as they came.
+    let mut event = Cow::Borrowed(event);
+    if incomplete {
+        let completed = event.to_mut();
+        if let Some(telephony) = &mut completed.event {
+            telephony.complete(&call.parties);
+        }
+        if let Some(record) = &mut completed.call_record {
+            record.complete(&call.parties);
+        }
     }
     let (kind, disposition) = kind(&event);
     call.apply(
@@ -181,7 +192,7 @@ fn attach(tx: &Transaction<'_>, call: &mut Call, event: &NewEvent) -> Result<i64
         &event.received_at,
     );
     if partial {
-        event.users.clone_from(&call.users);
+        event.to_mut().users.clone_from(&call.users);
     }
     let seq = insert(tx, &event, Some(&call.id), false)?;
     call.logged(seq);
