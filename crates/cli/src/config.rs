@@ -12,6 +12,7 @@ use telehook_server::admission::AdmissionLimits;
 use telehook_server::calls::{
     CallRules, DEFAULT_CALL_TIMEOUT, DEFAULT_CALL_WINDOW, DEFAULT_UNRESOLVED_AFTER,
 };
+use telehook_server::delivery::forwarder::ForwardConfig;
 use telehook_server::health::BreakerConfig;
 use telehook_server::http::HttpConfig;
 use telehook_server::service::{
@@ -112,6 +113,21 @@ pub struct ServeArgs {
     /// [default: DATA_DIR/settings-key].
     #[arg(long, env = "TELEHOOK_SETTINGS_KEY_FILE")]
     pub settings_key_file: Option<PathBuf>,
+    /// The waits between attempts to forward an update to an endpoint, comma-separated;
+    /// after the last, the update is a dead letter [default: 5s,5m,30m,2h,5h,10h,10h].
+    #[arg(long, env = "TELEHOOK_FORWARD_SCHEDULE")]
+    pub forward_schedule: Option<String>,
+    /// How long an endpoint may take to answer a forwarded update, in milliseconds
+    /// [default: 15000].
+    #[arg(long, env = "TELEHOOK_FORWARD_TIMEOUT_MS")]
+    pub forward_timeout_ms: Option<u64>,
+    /// How many updates (each of another call) may be on their way to one endpoint at once
+    /// [default: 32].
+    #[arg(long, env = "TELEHOOK_FORWARD_CONCURRENCY")]
+    pub forward_concurrency: Option<usize>,
+    /// How often an idle live stream gets a keep-alive comment, in seconds [default: 15].
+    #[arg(long, env = "TELEHOOK_STREAM_KEEP_ALIVE_SECS")]
+    pub stream_keep_alive_secs: Option<u64>,
 }
 
 /// The same settings in the configuration file.
@@ -141,6 +157,10 @@ struct FileConfig {
     call_timeout_secs: Option<u64>,
     unresolved_after_secs: Option<u64>,
     settings_key_file: Option<PathBuf>,
+    forward_schedule: Option<String>,
+    forward_timeout_ms: Option<u64>,
+    forward_concurrency: Option<usize>,
+    stream_keep_alive_secs: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -161,6 +181,7 @@ pub struct ServeConfig {
     pub event_retention: Duration,
     pub delivery_window: Duration,
     pub calls: CallRules,
+    pub forwarding: ForwardConfig,
     pub settings_key_file: Option<PathBuf>,
 }
 
@@ -183,6 +204,27 @@ impl ServeConfig {
         }
         if let Some(ms) = args.body_timeout_ms.or(file.body_timeout_ms) {
             http.body_timeout = Duration::from_millis(ms);
+        }
+        if let Some(secs) = args.stream_keep_alive_secs.or(file.stream_keep_alive_secs) {
+            anyhow::ensure!(secs > 0, "stream-keep-alive-secs must be at least 1");
+            http.stream_keep_alive = Duration::from_secs(secs);
+        }
+        let mut forwarding = ForwardConfig::default();
+        if let Some(schedule) = args.forward_schedule.or(file.forward_schedule) {
+            forwarding.schedule = schedule
+                .split(',')
+                .map(|wait| humantime::parse_duration(wait.trim()))
+                .collect::<Result<_, _>>()
+                .with_context(|| {
+                    format!("forward-schedule must be waits such as 5s,5m,2h: `{schedule}`")
+                })?;
+        }
+        if let Some(ms) = args.forward_timeout_ms.or(file.forward_timeout_ms) {
+            forwarding.timeout = Duration::from_millis(ms);
+        }
+        if let Some(concurrency) = args.forward_concurrency.or(file.forward_concurrency) {
+            anyhow::ensure!(concurrency > 0, "forward-concurrency must be at least 1");
+            forwarding.concurrency = concurrency;
         }
         let mut limits = Limits::default();
         if let Some(ms) = args.parser_timeout_ms.or(file.parser_timeout_ms) {
@@ -263,6 +305,7 @@ impl ServeConfig {
                 )
                 .unwrap_or(DEFAULT_UNRESOLVED_AFTER),
             },
+            forwarding,
             settings_key_file: args.settings_key_file.or(file.settings_key_file),
         })
     }

@@ -229,6 +229,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         event_retention: config.event_retention,
         delivery_window: config.delivery_window,
         calls: config.calls,
+        forwarding: config.forwarding,
         settings_key_file: config.settings_key_file,
         compiler: Compiler::Subprocess {
             program: std::env::current_exe().context("cannot find the telehook binary")?,

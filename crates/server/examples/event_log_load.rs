@@ -43,6 +43,7 @@ async fn main() -> Result<()> {
     let storage = SqliteStorage::open(&database, SettingsKey::from_bytes(&[0; 32]))?;
     let log = Arc::new(EventLog::start(
         storage.event_writer(fsync)?,
+        telehook_server::delivery::Hub::default(),
         Histogram::new([1.0]),
     )?);
     println!("| callers | appends/s | p50 µs | p99 µs | p99.9 µs |");

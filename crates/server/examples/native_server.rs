@@ -57,7 +57,11 @@ async fn main() -> Result<()> {
 fn open_event_log(database: &Path) -> Result<EventLog> {
     let storage = SqliteStorage::open(database, SettingsKey::from_bytes(&[0; 32]))?;
     let sizes = Histogram::new([1.0]);
-    Ok(EventLog::start(storage.event_writer(true)?, sizes)?)
+    Ok(EventLog::start(
+        storage.event_writer(true)?,
+        telehook_server::delivery::Hub::default(),
+        sizes,
+    )?)
 }
 
 async fn webhook(State(events): State<Option<Arc<EventLog>>>, body: Bytes) -> (StatusCode, String) {

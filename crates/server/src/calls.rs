@@ -327,6 +327,14 @@ impl Call {
 }
 
 impl Call {
+    /// Ends the call for having heard nothing for the call timeout, at `at`; a provider's end
+    /// that comes later still replaces this (see [`Call::has_had`]).
+    pub fn time_out(&mut self, at: &str) {
+        self.state = CallState::Ended;
+        self.closed_by = Some(ClosedBy::Timeout);
+        self.ended_at = Some(at.to_owned());
+    }
+
     /// Records that one of its events was stored at `seq` of the log.
     pub fn logged(&mut self, seq: i64) {
         if self.first_seq == 0 || seq < self.first_seq {

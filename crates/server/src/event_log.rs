@@ -8,7 +8,8 @@
 //!
 //! The log is also the outbox for what comes after it: the platform reads it in `seq` order
 //! (`GET /admin/events?after=SEQ`) and remembers how far it got, so nothing acknowledged can be
-//! lost between the host and the platform.
+//! lost between the host and the platform. The call updates each batch stored are offered on
+//! the [`Hub`] once the batch is committed, never before (see [`crate::delivery`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -17,6 +18,7 @@ use std::thread;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 
+use crate::delivery::{CallUpdate, Hub, StoredUpdate};
 use crate::storage::{Appended, EventWriter, NewEvent, Sweep, Swept};
 
 /// The most appends written in one transaction.
@@ -62,16 +64,26 @@ pub struct EventLog {
 
 impl EventLog {
     /// Starts the commit thread, which owns `writer` (from
-    /// [`Storage::event_writer`](crate::storage::Storage::event_writer)). The number of events
-    /// in each commit goes to `commit_sizes`.
-    pub fn start(writer: Box<dyn EventWriter>, commit_sizes: Histogram) -> std::io::Result<Self> {
+    /// [`Storage::event_writer`](crate::storage::Storage::event_writer)) and offers each
+    /// commit's call updates on `hub`. The number of events in each commit goes to
+    /// `commit_sizes`.
+    pub fn start(
+        writer: Box<dyn EventWriter>,
+        hub: Hub,
+        commit_sizes: Histogram,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
         let writer = {
             let failing = Arc::clone(&failing);
+            let committed = Committed {
+                sizes: commit_sizes,
+                failing: Arc::clone(&failing),
+                hub,
+            };
             thread::Builder::new()
                 .name("telehook-event-log".into())
-                .spawn(move || write_batches(writer, receiver, &commit_sizes, &failing))?
+                .spawn(move || write_batches(writer, receiver, &committed))?
         };
         Ok(Self {
             sender: Some(sender),
@@ -131,11 +143,35 @@ impl Drop for EventLog {
     }
 }
 
+/// Where the commit thread reports what it committed.
+struct Committed {
+    sizes: Histogram,
+    failing: Arc<AtomicBool>,
+    hub: Hub,
+}
+
+impl Committed {
+    /// Offers committed updates on the hub.
+    fn offer(&self, updates: Vec<StoredUpdate>) {
+        let updates = updates
+            .into_iter()
+            .filter_map(|stored| match CallUpdate::try_from(stored) {
+                Ok(update) => Some(Arc::new(update)),
+                Err(err) => {
+                    // The feeds read it from the log, which says what is wrong with it.
+                    tracing::error!("a committed call update is not valid JSON: {err}");
+                    None
+                }
+            })
+            .collect();
+        self.hub.offer(updates);
+    }
+}
+
 fn write_batches(
     mut writer: Box<dyn EventWriter>,
     receiver: mpsc::Receiver<Work>,
-    sizes: &Histogram,
-    failing: &AtomicBool,
+    committed: &Committed,
 ) {
     while let Ok(first) = receiver.recv() {
         let mut batch = Vec::new();
@@ -151,14 +187,17 @@ fn write_batches(
             }
         }
         if !batch.is_empty() {
-            commit(&mut *writer, batch, sizes, failing);
+            commit(&mut *writer, batch, committed);
         }
         for (sweep, swept) in sweeps {
-            let _ = swept.send(
-                writer
-                    .sweep(&sweep)
-                    .map_err(|err| DispatchError::Storage(err.to_string())),
-            );
+            let result = match writer.sweep(&sweep) {
+                Ok(mut done) => {
+                    committed.offer(std::mem::take(&mut done.updates));
+                    Ok(done)
+                }
+                Err(err) => Err(DispatchError::Storage(err.to_string())),
+            };
+            let _ = swept.send(result);
         }
     }
 }
@@ -167,16 +206,16 @@ fn write_batches(
 fn commit(
     writer: &mut dyn EventWriter,
     batch: Vec<(NewEvent, oneshot::Sender<Result<Appended, DispatchError>>)>,
-    sizes: &Histogram,
-    failing: &AtomicBool,
+    committed: &Committed,
 ) {
     let events: Vec<&NewEvent> = batch.iter().map(|(event, _)| event).collect();
     let written = writer.append(&events);
-    failing.store(written.is_err(), Ordering::Relaxed);
+    committed.failing.store(written.is_err(), Ordering::Relaxed);
     match written {
-        Ok(appended) => {
+        Ok((appended, updates)) => {
+            committed.offer(updates);
             #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
-            sizes.observe(batch.len() as f64);
+            committed.sizes.observe(batch.len() as f64);
             for ((_, stored), appended) in batch.into_iter().zip(appended) {
                 let _ = stored.send(Ok(appended));
             }
@@ -243,6 +282,7 @@ mod tests {
         .expect("opens");
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
+            Hub::default(),
             Histogram::new([1.0].into_iter()),
         )
         .expect("starts");
@@ -278,6 +318,7 @@ mod tests {
         let storage = SqliteStorage::open(&path, SettingsKey::from_bytes(&[0; 32])).expect("opens");
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
+            Hub::default(),
             Histogram::new([1.0].into_iter()),
         )
         .expect("starts");

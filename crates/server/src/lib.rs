@@ -18,6 +18,8 @@
 //! - [`admission`] and [`limits`]: each integration's share of the host and the limits an
 //!   admin may tune; [`lanes`]: heavy work at the lowest priority; [`health`]: the circuit
 //!   breaker of a parser that keeps failing; [`uploads`]: one upload per tenant at a time;
+//! - [`delivery`]: every call update, from the log to the platform: the library's
+//!   subscriptions, the live stream and forwarding to endpoints;
 //! - [`recipients`]: the users bound to a call's operators, who get its call card;
 //! - [`secrets`]: settings sealed at rest; [`tokens`]; [`metrics`].
 
@@ -27,6 +29,7 @@ pub mod admission;
 pub mod calls;
 pub mod compiler;
 pub mod components;
+pub mod delivery;
 pub mod event_log;
 pub mod health;
 pub mod http;

@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by integration and outcome, parser latency, which
-//! integrations' circuit breakers are open, and the calls the host had to end or could not
-//! resolve.
+//! integrations' circuit breakers are open, the calls the host had to end or could not
+//! resolve, and how delivery goes (stream clients, forwarding attempts, dead letters).
 //!
 //! Integrations are labelled by tenant and id, since ids are only unique within a tenant.
 //! Both come from URLs anyone can send; only registered ones become label values, so that a
@@ -47,6 +47,36 @@ pub struct Metrics {
     event_commits: Histogram,
     calls_timed_out: Family<IntegrationLabels, Counter>,
     unresolved_events: Family<IntegrationLabels, Counter>,
+    stream_clients: Gauge,
+    forwarding: ForwardMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+/// The forwarders' metrics: attempts by result, and dead letters.
+#[derive(Clone, Debug, Default)]
+pub struct ForwardMetrics {
+    attempts: Family<ResultLabels, Counter>,
+    dead_letters: Counter,
+}
+
+impl ForwardMetrics {
+    /// Counts an attempt that came to `result` (`delivered`, `failed`, `gone`).
+    pub fn attempt(&self, result: &str) {
+        self.attempts
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an update given up on after its last attempt.
+    pub fn dead_letter(&self) {
+        self.dead_letters.inc();
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -106,6 +136,24 @@ impl Default for Metrics {
             "Events that named a call never known within the hold, stored unresolved",
             unresolved_events.clone(),
         );
+        let stream_clients = Gauge::default();
+        registry.register(
+            "stream_clients",
+            "Clients following the live stream of call updates",
+            stream_clients.clone(),
+        );
+        let forwarding = ForwardMetrics::default();
+        registry.register(
+            "forward_attempts",
+            "Attempts to forward a call update to an endpoint, by result (delivered, failed, \
+             gone)",
+            forwarding.attempts.clone(),
+        );
+        registry.register(
+            "forward_dead_letters",
+            "Call updates an endpoint failed to take on every attempt of the schedule",
+            forwarding.dead_letters.clone(),
+        );
         Self {
             registry,
             requests,
@@ -115,6 +163,8 @@ impl Default for Metrics {
             event_commits,
             calls_timed_out,
             unresolved_events,
+            stream_clients,
+            forwarding,
         }
     }
 }
@@ -172,6 +222,16 @@ impl Metrics {
         for key in &swept.unresolved {
             self.unresolved_events.get_or_create(&key.into()).inc();
         }
+    }
+
+    /// The gauge of clients following the live stream.
+    pub fn stream_clients(&self) -> Gauge {
+        self.stream_clients.clone()
+    }
+
+    /// The forwarders' metrics.
+    pub fn forwarding(&self) -> ForwardMetrics {
+        self.forwarding.clone()
     }
 
     /// The metrics in Prometheus text format.

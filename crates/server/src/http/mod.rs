@@ -1,5 +1,6 @@
-//! The HTTP edge: webhook ingress for providers, the admin API, `/metrics`, and the probes an
-//! orchestrator asks (`/healthz`, `/readyz`).
+//! The HTTP edge: webhook ingress for providers, the admin API, the live stream of call
+//! updates (`/stream/calls`), `/metrics`, and the probes an orchestrator asks (`/healthz`,
+//! `/readyz`).
 //!
 //! Everything here translates between HTTP and the [`Service`]; no decision about parsers,
 //! tenants or storage is made in this module.
@@ -12,6 +13,7 @@ mod admin;
 mod body;
 mod ingress;
 mod probes;
+mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+    /// How often an idle live stream gets a comment, so that proxies keep it open.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for HttpConfig {
@@ -54,6 +58,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            stream_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -80,6 +85,7 @@ fn router(state: AppState) -> Router {
             "/hooks/{integration}/{token}",
             any(ingress::webhook_without_tenant),
         )
+        .route("/stream/calls", get(stream::calls))
         .route("/metrics", get(admin::metrics))
         .route("/healthz", get(probes::live))
         .route("/readyz", get(probes::ready))
@@ -101,8 +107,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout);
     let sweeper = tokio::spawn(Arc::clone(&service).keep_calls());
+    if let Err(err) = service.start_forwarding().await {
+        tracing::error!("forwarding could not start: {err}");
+    }
     let app = router(AppState {
-        service,
+        service: Arc::clone(&service),
         config: Arc::new(config),
     });
     let graceful = GracefulShutdown::new();
@@ -141,6 +150,7 @@ pub async fn serve(
         }
     }
     sweeper.abort();
+    service.stop_forwarding().await;
     Ok(())
 }
 

@@ -9,10 +9,13 @@
 //! - `routes`: each integration's active parser held in memory as a `Route`. A change
 //!   (activation, settings, a new token) builds a new route and swaps it in, so requests in
 //!   flight finish on the version they started with and the next ones use the new one;
-//! - `invocations`: each integration's recent invocations, for the admin's view.
+//! - `invocations`: each integration's recent invocations, for the admin's view;
+//! - `delivery`: feeds, subscriptions and streams of call updates, and the endpoints they are
+//!   forwarded to.
 
 mod admin;
 mod calls;
+mod delivery;
 mod invocations;
 mod routes;
 mod webhook;
@@ -29,6 +32,9 @@ use crate::admission::AdmissionLimits;
 use crate::calls::CallRules;
 use crate::compiler::Compiler;
 use crate::components::{ComponentStore, StoreError};
+use crate::delivery::Hub;
+use crate::delivery::forwarder::{ClientError, ForwardConfig, Forwarders};
+use crate::delivery::stream_token::StreamTokens;
 use crate::event_log::EventLog;
 use crate::health::BreakerConfig;
 use crate::metrics::Metrics;
@@ -39,6 +45,7 @@ use crate::tokens;
 use crate::uploads::UploadTurns;
 use routes::Route;
 
+pub use delivery::{MAX_STREAM_TOKEN_TTL, NewEndpoint, StreamAccess};
 pub use invocations::{InvocationSummary, RECENT_INVOCATIONS};
 pub use webhook::Answer;
 
@@ -61,6 +68,9 @@ pub enum ServiceError {
     /// Only the admin may do this.
     #[error("only the admin token may {0}")]
     Forbidden(&'static str),
+    /// The credential presented is not valid; the message says why.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The request is wrong; the message says how.
     #[error("{0}")]
     BadRequest(String),
@@ -143,6 +153,8 @@ pub struct ServiceConfig {
     pub delivery_window: Duration,
     /// How events are correlated into calls (see [`crate::calls`]).
     pub calls: CallRules,
+    /// How call updates are forwarded to endpoints (see [`crate::delivery::forwarder`]).
+    pub forwarding: ForwardConfig,
 }
 
 /// The default of [`ServiceConfig::delivery_window`]: a day, longer than the providers'
@@ -162,6 +174,10 @@ pub struct Service {
     storage: Arc<dyn Storage>,
     components: ComponentStore,
     events: EventLog,
+    /// Where committed call updates are offered to the live feeds.
+    hub: Hub,
+    forwarders: Forwarders,
+    stream_tokens: StreamTokens,
     routes: RwLock<HashMap<IntegrationKey, Arc<Route>>>,
     recent: Mutex<HashMap<IntegrationKey, VecDeque<InvocationSummary>>>,
     metrics: Metrics,
@@ -201,19 +217,31 @@ impl Service {
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)?;
         let metrics = Metrics::default();
+        let hub = Hub::default();
         let events = EventLog::start(
             storage.event_writer(config.fsync_events)?,
+            hub.clone(),
             metrics.event_commits(),
         )?;
+        let forwarders = Forwarders::new(
+            Arc::clone(&storage),
+            hub.clone(),
+            config.forwarding,
+            metrics.forwarding(),
+        )?;
+        let admin_token = admin_token(&config.data_dir)?;
         Ok(Self {
             runtime: Runtime::new(config.limits)?,
             storage,
             components: ComponentStore::open(&config.data_dir)?,
             events,
+            hub,
+            forwarders,
+            stream_tokens: StreamTokens::new(&admin_token),
             routes: RwLock::default(),
             recent: Mutex::default(),
             metrics,
-            admin_token: admin_token(&config.data_dir)?,
+            admin_token,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             admission: config.admission,
             breaker: config.breaker,
@@ -275,6 +303,9 @@ pub enum OpenError {
     /// The engine could not be set up.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// Forwarding could not be set up.
+    #[error(transparent)]
+    Forwarding(#[from] ClientError),
 }
 
 /// Opens `DATA_DIR/telehook.db` with the settings key, generating the key on first start.

@@ -19,6 +19,8 @@ use telehook::Settings;
 use telehook::outcome::{CallRecord, TelephonyEvent};
 
 use crate::calls::{Call, CallState};
+use crate::delivery::forwarder::{Endpoint, Failure};
+use crate::delivery::{CallUpdate, StoredUpdate, UpdateFilter};
 use crate::limits::IntegrationLimits;
 
 /// Why a storage operation failed.
@@ -160,6 +162,50 @@ pub trait Storage: Send + Sync {
         key: &IntegrationKey,
         id: &str,
     ) -> Result<Option<(Call, Vec<StoredEvent>)>>;
+
+    // Delivery (see [`crate::delivery`]).
+
+    /// The call updates after `after` that pass `filter`, oldest first.
+    async fn call_updates(
+        &self,
+        filter: &UpdateFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CallUpdate>>;
+    /// The call updates at these positions that the log holds, oldest first.
+    async fn call_updates_at(&self, positions: &[i64]) -> Result<Vec<CallUpdate>>;
+    /// The position of the latest call update; 0 before the first.
+    async fn last_update(&self) -> Result<i64>;
+    /// The last position `consumer` acknowledged; 0 before it acknowledged any.
+    async fn consumer_position(&self, consumer: &str) -> Result<i64>;
+    /// Records that `consumer` handled every update up to `position`; a lower position than
+    /// one recorded already changes nothing.
+    async fn set_consumer_position(&self, consumer: &str, position: i64) -> Result<()>;
+
+    /// Stores a new endpoint (its secret sealed at rest).
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Every endpoint, oldest first.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>>;
+    /// One endpoint.
+    async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>>;
+    /// Deletes an endpoint with its failures.
+    async fn delete_endpoint(&self, id: &str) -> Result<()>;
+    /// Disables an endpoint, saying why.
+    async fn disable_endpoint(&self, id: &str, why: &str) -> Result<()>;
+    /// Enables an endpoint again.
+    async fn enable_endpoint(&self, id: &str) -> Result<()>;
+    /// Records that every update up to `position` was delivered to the endpoint or given up
+    /// on.
+    async fn set_endpoint_position(&self, id: &str, position: i64) -> Result<()>;
+    /// The endpoint's failures (retrying and dead), oldest first.
+    async fn failures(&self, endpoint_id: &str) -> Result<Vec<Failure>>;
+    /// Stores a failure, replacing the one stored of the same update.
+    async fn record_failure(&self, failure: &Failure) -> Result<()>;
+    /// Forgets the failure of an update that was delivered at last.
+    async fn clear_failure(&self, endpoint_id: &str, position: i64) -> Result<()>;
+    /// Makes the endpoint's dead letters (all, or the one at `position`) due again, with a
+    /// fresh schedule; returns how many.
+    async fn replay_failures(&self, endpoint_id: &str, position: Option<i64>) -> Result<usize>;
 }
 
 /// Which calls a listing wants; every part is optional.
@@ -183,10 +229,10 @@ pub struct CallFilter {
 /// group commit, owned by its commit thread.
 pub trait EventWriter: Send {
     /// Stores every event of `batch` that is not a repeat of a delivery already stored, or
-    /// none of them; returns what became of each, in order. Each event joins its call (see
-    /// [`crate::calls`]); the delivery of an event and the change to its call are stored in
-    /// the same transaction as the event.
-    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>>;
+    /// none of them; returns what became of each, in order, and the call updates stored.
+    /// Each event joins its call (see [`crate::calls`]); the delivery of an event, the change
+    /// to its call and the call's update are stored in the same transaction as the event.
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<(Vec<Appended>, Vec<StoredUpdate>)>;
 
     /// Ends the calls that have heard nothing since `sweep.close_before` (marked `timeout`,
     /// at `sweep.now`), and stores as unresolved the events held since before
@@ -206,12 +252,14 @@ pub struct Sweep {
 }
 
 /// What a sweep did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Swept {
     /// The calls it ended, by integration.
     pub timed_out: Vec<IntegrationKey>,
     /// The held events it stored unresolved, by integration.
     pub unresolved: Vec<IntegrationKey>,
+    /// The updates of the calls it ended.
+    pub updates: Vec<StoredUpdate>,
 }
 
 /// What became of one appended event.

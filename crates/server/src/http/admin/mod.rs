@@ -25,6 +25,7 @@ use crate::storage::{Binding, Integration};
 use crate::{lanes, tokens};
 
 mod calls;
+mod delivery;
 
 /// The largest JSON body the admin API reads.
 const MAX_JSON_BYTES: usize = 1 << 20;
@@ -38,6 +39,21 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/tenants/{tenant}", axum::routing::delete(delete_tenant))
         .route("/events", get(event_feed))
         .route("/events/consumed", get(show_consumed).put(confirm_consumed))
+        .route("/endpoints", post(delivery::create).get(delivery::list))
+        .route(
+            "/endpoints/{endpoint}",
+            get(delivery::show).delete(delivery::delete),
+        )
+        .route("/endpoints/{endpoint}/enable", post(delivery::enable))
+        .route("/endpoints/{endpoint}/failures", get(delivery::failures))
+        .route(
+            "/endpoints/{endpoint}/failures/replay",
+            post(delivery::replay),
+        )
+        .route(
+            "/tenants/{tenant}/stream-tokens",
+            post(delivery::mint_stream_token),
+        )
         .route(
             "/tenants/{tenant}/integrations",
             post(create_integration).get(list_integrations),
@@ -98,6 +114,7 @@ impl From<ServiceError> for ApiError {
         let status = match &err {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,

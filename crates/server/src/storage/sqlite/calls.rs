@@ -232,29 +232,17 @@ fn held_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<NewEvent> {
 }
 
 /// Ends the open calls whose last event is older than `before`, at `now`, marked `timeout`;
-/// returns the integrations of the calls it ended, one entry a call.
-pub(super) fn time_out(
-    tx: &Transaction<'_>,
-    before: &str,
-    now: &str,
-) -> Result<Vec<IntegrationKey>> {
-    const SILENT: &str = "state != 'ended' AND last_event_at < ?1";
-    let ended = tx
+/// returns them as they are now.
+pub(super) fn time_out(tx: &Transaction<'_>, before: &str, now: &str) -> Result<Vec<Call>> {
+    let mut ended = tx
         .prepare_cached(&format!(
-            "SELECT tenant_id, integration_id FROM calls WHERE {SILENT}"
+            "SELECT {CALL_COLUMNS} FROM calls WHERE state != 'ended' AND last_event_at < ?1"
         ))?
-        .query_map([before], |row| {
-            Ok(IntegrationKey::new(
-                &row.get::<_, String>(0)?,
-                &row.get::<_, String>(1)?,
-            ))
-        })?
+        .query_map([before], call_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    if !ended.is_empty() {
-        tx.prepare_cached(&format!(
-            "UPDATE calls SET state = 'ended', closed_by = 'timeout', ended_at = ?2 WHERE {SILENT}"
-        ))?
-        .execute([before, now])?;
+    for call in &mut ended {
+        call.time_out(now);
+        save(tx, call)?;
     }
     Ok(ended)
 }

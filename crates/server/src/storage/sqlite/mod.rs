@@ -26,10 +26,13 @@ use super::{
     Storage, StorageError, StoredEvent, Tenant, Version, now,
 };
 use crate::calls::Call;
+use crate::delivery::forwarder::{Endpoint, Failure};
+use crate::delivery::{CallUpdate, UpdateFilter};
 use crate::limits::IntegrationLimits;
 use crate::secrets::SettingsKey;
 
 mod calls;
+mod delivery;
 mod schema;
 mod writer;
 
@@ -632,6 +635,99 @@ impl Storage for SqliteStorage {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         Ok(Box::new(writer::SqliteEventWriter::new(conn)?))
+    }
+
+    async fn call_updates(
+        &self,
+        filter: &UpdateFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CallUpdate>> {
+        self.with(|conn| delivery::updates(conn, filter, after, limit))
+    }
+
+    async fn call_updates_at(&self, positions: &[i64]) -> Result<Vec<CallUpdate>> {
+        self.with(|conn| delivery::updates_at(conn, positions))
+    }
+
+    async fn last_update(&self) -> Result<i64> {
+        self.with(|conn| delivery::last_update(conn))
+    }
+
+    async fn consumer_position(&self, consumer: &str) -> Result<i64> {
+        self.with(|conn| delivery::consumer_position(conn, consumer))
+    }
+
+    async fn set_consumer_position(&self, consumer: &str, position: i64) -> Result<()> {
+        self.with(|conn| delivery::set_consumer_position(conn, consumer, position))
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.with(|conn| delivery::create_endpoint(conn, &self.key, endpoint))
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.with(|conn| delivery::endpoints(conn, &self.key, None))
+    }
+
+    async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
+        self.with(|conn| Ok(delivery::endpoints(conn, &self.key, Some(id))?.pop()))
+    }
+
+    async fn delete_endpoint(&self, id: &str) -> Result<()> {
+        self.with(|conn| {
+            delivery::change_endpoint(conn, id, "DELETE FROM endpoints WHERE id = ?1", None)
+        })
+    }
+
+    async fn disable_endpoint(&self, id: &str, why: &str) -> Result<()> {
+        self.with(|conn| {
+            delivery::change_endpoint(
+                conn,
+                id,
+                "UPDATE endpoints SET disabled = ?2 WHERE id = ?1",
+                Some(&why),
+            )
+        })
+    }
+
+    async fn enable_endpoint(&self, id: &str) -> Result<()> {
+        self.with(|conn| {
+            delivery::change_endpoint(
+                conn,
+                id,
+                "UPDATE endpoints SET disabled = NULL WHERE id = ?1",
+                None,
+            )
+        })
+    }
+
+    async fn set_endpoint_position(&self, id: &str, position: i64) -> Result<()> {
+        self.with(|conn| {
+            delivery::change_endpoint(
+                conn,
+                id,
+                "UPDATE endpoints SET position = ?2 WHERE id = ?1",
+                Some(&position),
+            )
+        })
+    }
+
+    async fn failures(&self, endpoint_id: &str) -> Result<Vec<Failure>> {
+        self.with(|conn| delivery::failures(conn, endpoint_id))
+    }
+
+    async fn record_failure(&self, failure: &Failure) -> Result<()> {
+        self.with(|conn| delivery::record_failure(conn, failure))
+    }
+
+    async fn clear_failure(&self, endpoint_id: &str, position: i64) -> Result<()> {
+        self.with(|conn| delivery::clear_failure(conn, endpoint_id, position))
+    }
+
+    async fn replay_failures(&self, endpoint_id: &str, position: Option<i64>) -> Result<usize> {
+        let now = now();
+        self.with(|conn| delivery::replay_failures(conn, endpoint_id, position, &now))
     }
 }
 

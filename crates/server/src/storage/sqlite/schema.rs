@@ -14,8 +14,9 @@ use crate::secrets::SettingsKey;
 /// The schema this build writes: 0 is the first one, where integration ids were unique across
 /// tenants; 1 made them per tenant; 2 gave events the users to notify; 3 added the platform's
 /// cursor in the event log; 4 sealed the settings; 5 added the deliveries already stored; 6
-/// added calls, and the events held until their call is known.
-pub(super) const SCHEMA_VERSION: i32 = 6;
+/// added calls, and the events held until their call is known; 7 added the call updates and
+/// their delivery.
+pub(super) const SCHEMA_VERSION: i32 = 7;
 
 /// One step from a schema to the next.
 enum Migration {
@@ -33,6 +34,7 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     Migration::SealSettings,
     Migration::Sql(DELIVERIES),
     Migration::Sql(CALLS),
+    Migration::Sql(DELIVERY),
 ];
 
 /// Schema 0, as the first builds wrote it.
@@ -281,6 +283,54 @@ BEGIN
     DELETE FROM calls WHERE tenant_id = old.tenant_id AND integration_id = old.id;
     DELETE FROM held_events WHERE tenant_id = old.tenant_id AND integration_id = old.id;
 END;
+";
+
+/// From schema 6 to 7: the call updates (see [`crate::delivery`]), written by the event log's
+/// writer with the events (no foreign key, as for calls; they go with their integration by
+/// trigger); the positions of the library's named consumers; the endpoints updates are
+/// forwarded to, each with how far it got, and the updates an endpoint failed to take. The
+/// updates are indexed by tenant for a tenant's stream and endpoint, which read a range of one
+/// tenant's positions; a user's stream reads its tenant's and filters by `users`.
+const DELIVERY: &str = "
+CREATE TABLE call_updates (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    integration_id TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    seq INTEGER,
+    at TEXT NOT NULL,
+    users TEXT NOT NULL,
+    call TEXT NOT NULL
+);
+CREATE INDEX call_updates_by_tenant ON call_updates (tenant_id, position);
+CREATE TRIGGER call_updates_go_with_their_integration AFTER DELETE ON integrations
+BEGIN
+    DELETE FROM call_updates WHERE tenant_id = old.tenant_id AND integration_id = old.id;
+END;
+CREATE TABLE update_consumers (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE endpoints (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    disabled TEXT,
+    position INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE forward_failures (
+    endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at TEXT,
+    last_status INTEGER,
+    last_error TEXT NOT NULL,
+    failed_at TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, position)
+);
 ";
 
 /// Seals the values schema 3 and before stored in plain text, each bound to its setting.

@@ -8,8 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use telehook::outcome::{Disposition, Parties};
 
 use super::calls as rows;
+use super::delivery;
 use super::{EventWriter, IntegrationKey, NewEvent, Result, StorageError, to_json};
 use crate::calls::{Call, CallParties, Complete, Kind, new_id};
+use crate::delivery::StoredUpdate;
 use crate::storage::Appended;
 use crate::storage::{Sweep, Swept};
 
@@ -33,23 +35,29 @@ impl SqliteEventWriter {
 }
 
 impl EventWriter for SqliteEventWriter {
-    fn append(&mut self, batch: &[&NewEvent]) -> Result<Vec<Appended>> {
+    fn append(&mut self, batch: &[&NewEvent]) -> Result<(Vec<Appended>, Vec<StoredUpdate>)> {
         let tx = self
             .0
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut updates = Vec::with_capacity(batch.len());
         let appended = batch
             .iter()
-            .map(|event| store(&tx, event))
+            .map(|event| store(&tx, event, &mut updates))
             .collect::<Result<Vec<_>>>()?;
         tx.commit()?;
-        Ok(appended)
+        Ok((appended, updates))
     }
 
     fn sweep(&mut self, sweep: &Sweep) -> Result<Swept> {
         let tx = self
             .0
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let timed_out = rows::time_out(&tx, &sweep.close_before, &sweep.now)?;
+        let mut timed_out = Vec::new();
+        let mut updates = Vec::new();
+        for call in rows::time_out(&tx, &sweep.close_before, &sweep.now)? {
+            updates.push(delivery::append_update(&tx, &call, None, &sweep.now)?);
+            timed_out.push(IntegrationKey::new(&call.tenant_id, &call.integration_id));
+        }
         let mut unresolved = Vec::new();
         for event in rows::take_unresolved(&tx, &sweep.unresolved_before)? {
             insert(&tx, &event, None, true)?;
@@ -59,6 +67,7 @@ impl EventWriter for SqliteEventWriter {
         Ok(Swept {
             timed_out,
             unresolved,
+            updates,
         })
     }
 }
@@ -86,12 +95,17 @@ fn kind(event: &NewEvent) -> (Kind, Disposition) {
     }
 }
 
-/// Stores one event of a batch, unless it repeats a delivery already stored.
-fn store(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
+/// Stores one event of a batch, unless it repeats a delivery already stored; the updates of
+/// its call go to `updates`.
+fn store(
+    tx: &Transaction<'_>,
+    event: &NewEvent,
+    updates: &mut Vec<StoredUpdate>,
+) -> Result<Appended> {
     if let Some(answer) = repeat_of(tx, event)? {
         return Ok(Appended::Repeat(answer));
     }
-    let appended = correlate(tx, event)?;
+    let appended = correlate(tx, event, updates)?;
     if let Some(delivery) = &event.delivery {
         let seq = match appended {
             Appended::Stored(seq) => Some(seq),
@@ -120,7 +134,11 @@ fn store(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
 
 /// Finds or begins the event's call and stores the event with the call's change; holds an
 /// event that names only a call not known yet.
-fn correlate(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
+fn correlate(
+    tx: &Transaction<'_>,
+    event: &NewEvent,
+    updates: &mut Vec<StoredUpdate>,
+) -> Result<Appended> {
     let key = key_of(event);
     let parties = parties(event)?;
     let (kind, _) = self::kind(event);
@@ -153,10 +171,10 @@ fn correlate(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
             return Ok(Appended::Held);
         }
     };
-    let seq = attach(tx, &mut call, event)?;
+    let seq = attach(tx, &mut call, event, updates)?;
     if let Some(provider_call_id) = parties.call_id.filter(|_| begun) {
         for held in rows::take_held(tx, &key, provider_call_id)? {
-            attach(tx, &mut call, &held)?;
+            attach(tx, &mut call, &held, updates)?;
         }
     }
     rows::save(tx, &call)?;
@@ -164,8 +182,13 @@ fn correlate(tx: &Transaction<'_>, event: &NewEvent) -> Result<Appended> {
 }
 
 /// Applies an event to its call and stores it in the log, completed from the call when it
-/// names only the call, and notifying the call's users then.
-fn attach(tx: &Transaction<'_>, call: &mut Call, event: &NewEvent) -> Result<i64> {
+/// names only the call, and notifying the call's users then; and the call's update after it.
+fn attach(
+    tx: &Transaction<'_>,
+    call: &mut Call,
+    event: &NewEvent,
+    updates: &mut Vec<StoredUpdate>,
+) -> Result<i64> {
     let partial = parties(event)?.names_only_its_call();
     let incomplete = partial
         || event
@@ -196,6 +219,12 @@ fn attach(tx: &Transaction<'_>, call: &mut Call, event: &NewEvent) -> Result<i64
     }
     let seq = insert(tx, &event, Some(&call.id), false)?;
     call.logged(seq);
+    updates.push(delivery::append_update(
+        tx,
+        call,
+        Some(seq),
+        &event.received_at,
+    )?);
     Ok(seq)
 }
 
