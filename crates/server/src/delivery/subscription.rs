@@ -53,3 +53,142 @@ impl Subscription {
         self.feed.position()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::metrics::histogram::Histogram;
+    use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
+
+    use super::*;
+    use crate::event_log::EventLog;
+    use crate::secrets::SettingsKey;
+    use crate::storage::NewEvent;
+    use crate::storage::sqlite::SqliteStorage;
+
+    /// A start of the call `call_id`, from its own caller.
+    fn start(call_id: &str) -> NewEvent {
+        NewEvent {
+            tenant_id: "acme".into(),
+            integration_id: "pbx".into(),
+            version: 1,
+            received_at: crate::storage::now(),
+            event: Some(TelephonyEvent {
+                event: EventType::NotifyStart,
+                direction: Some(Direction::In),
+                disposition: Disposition::Unknown,
+                src_phone: Some("+79161234567".into()),
+                src_phone_ext: None,
+                dst_phone: Some("101".into()),
+                dst_phone_ext: None,
+                call_id: Some(call_id.into()),
+            }),
+            call_record: None,
+            users: vec!["anna".into()],
+            delivery: None,
+            calls_since: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    /// The service's storage and event log on the database in `dir`, as after a start.
+    fn open(dir: &std::path::Path) -> (Arc<dyn Storage>, Hub, EventLog) {
+        let storage =
+            SqliteStorage::open(&dir.join("telehook.db"), SettingsKey::from_bytes(&[0; 32]))
+                .expect("opens");
+        let hub = Hub::default();
+        let log = EventLog::start(
+            storage.event_writer(false).expect("a writer"),
+            hub.clone(),
+            Histogram::new([1.0].into_iter()),
+        )
+        .expect("starts");
+        (Arc::new(storage), hub, log)
+    }
+
+    fn provider_call_id(update: &CallUpdate) -> String {
+        let body: serde_json::Value = serde_json::from_str(&update.body).expect("JSON");
+        body["data"]["call"]["provider_call_id"]
+            .as_str()
+            .expect("a call id")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_consumer_resumes_after_a_restart_after_what_it_acknowledged() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        {
+            let (storage, hub, log) = open(dir.path());
+            for call in ["c-1", "c-2", "c-3"] {
+                log.append(start(call)).await.expect("stored");
+            }
+            let mut platform =
+                Subscription::open(storage, &hub, "platform", UpdateFilter::default())
+                    .await
+                    .expect("opens");
+            let first = platform.next().await.expect("an update");
+            let second = platform.next().await.expect("an update");
+            assert_eq!(
+                (provider_call_id(&first), provider_call_id(&second)),
+                ("c-1".to_owned(), "c-2".to_owned())
+            );
+            // Only the first is handled when the process dies.
+            platform.ack(first.position).await.expect("stored");
+        }
+        let (storage, hub, log) = open(dir.path());
+        let mut platform = Subscription::open(
+            Arc::clone(&storage),
+            &hub,
+            "platform",
+            UpdateFilter::default(),
+        )
+        .await
+        .expect("opens");
+        let again = platform.next().await.expect("an update");
+        assert_eq!(
+            provider_call_id(&again),
+            "c-2",
+            "resumes after the acknowledged one"
+        );
+        assert_eq!(
+            provider_call_id(&platform.next().await.expect("an update")),
+            "c-3"
+        );
+
+        // Caught up, it waits for what is committed next.
+        let waiting = tokio::spawn(async move {
+            platform
+                .next()
+                .await
+                .map(|update| provider_call_id(&update))
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        log.append(start("c-4")).await.expect("stored");
+        let live = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("in time")
+            .expect("joins")
+            .expect("an update");
+        assert_eq!(live, "c-4");
+
+        // Another name has a place of its own; an older acknowledgement moves nothing back.
+        let other = Subscription::open(
+            Arc::clone(&storage),
+            &hub,
+            "archive",
+            UpdateFilter::default(),
+        )
+        .await
+        .expect("opens");
+        assert_eq!(other.position(), 0);
+        let reopen = || {
+            Subscription::open(
+                Arc::clone(&storage),
+                &hub,
+                "platform",
+                UpdateFilter::default(),
+            )
+        };
+        reopen().await.expect("opens").ack(0).await.expect("stored");
+        assert_eq!(reopen().await.expect("opens").position(), 1);
+    }
+}
