@@ -865,3 +865,32 @@ fn callers<'a>(updates: impl Iterator<Item = &'a Value>) -> HashMap<String, usiz
     }
     counts
 }
+
+#[test]
+fn a_shutdown_ends_the_live_streams_instead_of_waiting_on_them() {
+    let (_dir, mut server, _) = scripted_server(&[]);
+    let stream = EventStream::open(
+        &format!("{}/stream/calls", server.url),
+        &[("authorization", &format!("Bearer {}", server.admin_token))],
+        usize::MAX,
+    );
+    assert_eq!(stream.status, 200, "{}", stream.body);
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(terminated.success());
+    // The drain waits up to 30 s for requests in flight; a stream is not one of them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.child.try_wait().expect("a status").is_none() {
+        assert!(Instant::now() < deadline, "the server still runs, held by a stream");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        matches!(
+            stream.frames.recv_timeout(Duration::from_secs(5)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ),
+        "the stream ended"
+    );
+}

@@ -57,37 +57,12 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use prometheus_client::metrics::histogram::Histogram;
-    use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
 
     use super::*;
     use crate::event_log::EventLog;
     use crate::secrets::SettingsKey;
-    use crate::storage::NewEvent;
+    use crate::storage::fixtures::start;
     use crate::storage::sqlite::SqliteStorage;
-
-    /// A start of the call `call_id`, from its own caller.
-    fn start(call_id: &str) -> NewEvent {
-        NewEvent {
-            tenant_id: "acme".into(),
-            integration_id: "pbx".into(),
-            version: 1,
-            received_at: crate::storage::now(),
-            event: Some(TelephonyEvent {
-                event: EventType::NotifyStart,
-                direction: Some(Direction::In),
-                disposition: Disposition::Unknown,
-                src_phone: Some("+79161234567".into()),
-                src_phone_ext: None,
-                dst_phone: Some("101".into()),
-                dst_phone_ext: None,
-                call_id: Some(call_id.into()),
-            }),
-            call_record: None,
-            users: vec!["anna".into()],
-            delivery: None,
-            calls_since: "2026-01-01T00:00:00.000Z".into(),
-        }
-    }
 
     /// The service's storage and event log on the database in `dir`, as after a start.
     fn open(dir: &std::path::Path) -> (Arc<dyn Storage>, Hub, EventLog) {

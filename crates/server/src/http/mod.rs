@@ -67,6 +67,9 @@ impl Default for HttpConfig {
 struct AppState {
     service: Arc<Service>,
     config: Arc<HttpConfig>,
+    /// Turns true when shutdown begins: the live streams end then, so that the drain does not
+    /// wait on them (their clients reconnect, to this host's successor).
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 fn router(state: AppState) -> Router {
@@ -107,12 +110,15 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout);
     let sweeper = tokio::spawn(Arc::clone(&service).keep_calls());
+    let pruner = tokio::spawn(Arc::clone(&service).keep_updates());
     if let Err(err) = service.start_forwarding().await {
         tracing::error!("forwarding could not start: {err}");
     }
+    let (close, closing) = tokio::sync::watch::channel(false);
     let app = router(AppState {
         service: Arc::clone(&service),
         config: Arc::new(config),
+        closing,
     });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -142,6 +148,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let _ = close.send(true);
     tracing::info!("shutting down: waiting for requests in flight");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all requests finished"),
@@ -150,6 +157,7 @@ pub async fn serve(
         }
     }
     sweeper.abort();
+    pruner.abort();
     service.stop_forwarding().await;
     Ok(())
 }

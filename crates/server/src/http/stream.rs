@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use super::AppState;
 use super::body::ApiError;
@@ -55,8 +56,12 @@ pub(super) async fn calls(
         },
     };
     let feed = state.service.feed(filter, after);
-    let sse = Sse::new(events(feed, state.service.stream_clients()))
-        .keep_alive(KeepAlive::new().interval(state.config.stream_keep_alive));
+    let sse = Sse::new(events(
+        feed,
+        state.service.stream_clients(),
+        state.closing.clone(),
+    ))
+    .keep_alive(KeepAlive::new().interval(state.config.stream_keep_alive));
     let mut response = sse.into_response();
     let headers = response.headers_mut();
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -122,19 +127,27 @@ impl Drop for Connected {
     }
 }
 
-/// The feed's updates as events; the stream ends when the feed fails, and the client
-/// reconnects with the last id it saw.
-fn events(feed: Feed, clients: Gauge) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The feed's updates as events; the stream ends when the feed fails or the host shuts
+/// down, and the client reconnects with the last id it saw.
+fn events(
+    feed: Feed,
+    clients: Gauge,
+    closing: watch::Receiver<bool>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(
-        (feed, Connected::new(clients)),
-        |(mut feed, connected)| async move {
-            match feed.next().await {
+        (feed, closing, Connected::new(clients)),
+        |(mut feed, mut closing, connected)| async move {
+            let next = tokio::select! {
+                next = feed.next() => next,
+                _ = closing.wait_for(|closing| *closing) => return None,
+            };
+            match next {
                 Ok(update) => {
                     let event = Event::default()
                         .event(UPDATE_TYPE)
                         .id(update.position.to_string())
                         .data(&update.body);
-                    Some((Ok(event), (feed, connected)))
+                    Some((Ok(event), (feed, closing, connected)))
                 }
                 Err(err) => {
                     tracing::warn!("a call stream ended: {err}");

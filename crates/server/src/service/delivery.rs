@@ -138,6 +138,23 @@ impl Service {
         Ok(self.stream_tokens.mint(tenant_id, user, ttl))
     }
 
+    /// Prunes the call updates older than the event retention that every endpoint has taken,
+    /// once a minute, for as long as the service serves. A stream or subscription that falls
+    /// further behind than the retention resumes at the oldest update kept.
+    pub async fn keep_updates(self: std::sync::Arc<Self>) {
+        let mut timer = tokio::time::interval(Duration::from_secs(60));
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            let before = crate::storage::ago(self.event_retention);
+            match self.storage.prune_updates(&before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned call updates past the retention"),
+                Err(err) => tracing::error!("pruning the call updates failed: {err}"),
+            }
+        }
+    }
+
     /// Starts forwarding to every enabled endpoint.
     pub async fn start_forwarding(&self) -> Result<(), ServiceError> {
         Ok(self.forwarders.start().await?)

@@ -176,6 +176,9 @@ pub trait Storage: Send + Sync {
     async fn call_updates_at(&self, positions: &[i64]) -> Result<Vec<CallUpdate>>;
     /// The position of the latest call update; 0 before the first.
     async fn last_update(&self) -> Result<i64>;
+    /// Prunes a bounded batch of the oldest call updates made before `before` (RFC 3339) that
+    /// every endpoint has taken; returns how many.
+    async fn prune_updates(&self, before: &str) -> Result<usize>;
     /// The last position `consumer` acknowledged; 0 before it acknowledged any.
     async fn consumer_position(&self, consumer: &str) -> Result<i64>;
     /// Records that `consumer` handled every update up to `position`; a lower position than
@@ -445,4 +448,36 @@ pub fn ago(age: Duration) -> String {
         .checked_sub(age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     humantime::format_rfc3339_millis(then).to_string()
+}
+
+/// What tests of storage and its users append.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
+
+    use super::NewEvent;
+
+    /// A start of the call `call_id` of `acme/pbx`, received now, notifying `anna`.
+    pub(crate) fn start(call_id: &str) -> NewEvent {
+        NewEvent {
+            tenant_id: "acme".into(),
+            integration_id: "pbx".into(),
+            version: 1,
+            received_at: super::now(),
+            event: Some(TelephonyEvent {
+                event: EventType::NotifyStart,
+                direction: Some(Direction::In),
+                disposition: Disposition::Unknown,
+                src_phone: Some("+79161234567".into()),
+                src_phone_ext: None,
+                dst_phone: Some("101".into()),
+                dst_phone_ext: None,
+                call_id: Some(call_id.into()),
+            }),
+            call_record: None,
+            users: vec!["anna".into()],
+            delivery: None,
+            calls_since: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
 }

@@ -113,12 +113,31 @@ pub(super) fn updates_at(conn: &Connection, positions: &[i64]) -> Result<Vec<Cal
     assemble(stored)
 }
 
-/// The latest update's position; 0 before the first.
+/// The latest update's position, pruned or not; 0 before the first.
 pub(super) fn last_update(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(position), 0) FROM call_updates",
-        [],
-        |row| row.get(0),
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'call_updates'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Deletes the updates before `before` among the oldest `batch`, up to the lowest position an
+/// endpoint has reached. Updates are made in position order, give or take the few
+/// milliseconds between receiving concurrent webhooks, so the oldest by position are the
+/// oldest by time.
+pub(super) fn prune_updates(conn: &Connection, before: &str, batch: usize) -> Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    Ok(conn.execute(
+        "DELETE FROM call_updates WHERE position <= MIN(
+             (SELECT COALESCE(MAX(position), 0) FROM
+                 (SELECT position, at FROM call_updates ORDER BY position LIMIT ?2)
+              WHERE at < ?1),
+             (SELECT COALESCE(MIN(position), 9223372036854775807) FROM endpoints))",
+        params![before, batch],
     )?)
 }
 
@@ -310,4 +329,83 @@ pub(super) fn replay_failures(
          WHERE endpoint_id = ?1 AND next_attempt_at IS NULL AND (?2 IS NULL OR position = ?2)",
         params![endpoint_id, position, now],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::forwarder::Endpoint;
+    use crate::storage::Storage;
+    use crate::storage::fixtures::start;
+    use crate::storage::sqlite::SqliteStorage;
+
+    #[tokio::test]
+    async fn only_updates_past_the_retention_that_every_endpoint_took_are_pruned() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SqliteStorage::open(
+            &dir.path().join("telehook.db"),
+            SettingsKey::from_bytes(&[0; 32]),
+        )
+        .expect("opens");
+        let mut writer = storage.event_writer(false).expect("a writer");
+        let events: Vec<_> = (1..=4).map(|call| start(&format!("c-{call}"))).collect();
+        let (_, updates) = writer
+            .append(&events.iter().collect::<Vec<_>>())
+            .expect("stored");
+        assert_eq!(updates.len(), 4);
+        storage
+            .create_tenant("acme", "Acme", "hash")
+            .await
+            .expect("a tenant");
+        storage
+            .create_endpoint(&Endpoint {
+                id: "ep_1".into(),
+                tenant_id: Some("acme".into()),
+                url: "http://127.0.0.1:9/".into(),
+                secret: Secret::generate().expect("random"),
+                disabled: None,
+                position: 2,
+                created_at: crate::storage::now(),
+            })
+            .await
+            .expect("an endpoint");
+        let everything = UpdateFilter::default();
+
+        // Nothing is older than the retention yet.
+        assert_eq!(
+            storage
+                .prune_updates("2000-01-01T00:00:00.000Z")
+                .await
+                .expect("prunes"),
+            0
+        );
+        // Past it, only what the endpoint has taken goes.
+        let later = "2999-01-01T00:00:00.000Z";
+        assert_eq!(storage.prune_updates(later).await.expect("prunes"), 2);
+        let left = storage
+            .call_updates(&everything, 0, 10)
+            .await
+            .expect("reads");
+        assert_eq!(
+            left.iter()
+                .map(|update| update.position)
+                .collect::<Vec<_>>(),
+            [3, 4]
+        );
+        storage
+            .set_endpoint_position("ep_1", 4)
+            .await
+            .expect("moves");
+        assert_eq!(storage.prune_updates(later).await.expect("prunes"), 2);
+        let left = storage
+            .call_updates(&everything, 0, 10)
+            .await
+            .expect("reads");
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(
+            storage.last_update().await.expect("reads"),
+            4,
+            "pruned or not"
+        );
+    }
 }

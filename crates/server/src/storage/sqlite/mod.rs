@@ -654,6 +654,12 @@ impl Storage for SqliteStorage {
         self.with(|conn| delivery::last_update(conn))
     }
 
+    async fn prune_updates(&self, before: &str) -> Result<usize> {
+        let before = before.to_owned();
+        self.off_the_workers(move |conn| delivery::prune_updates(conn, &before, PRUNE_BATCH))
+            .await
+    }
+
     async fn consumer_position(&self, consumer: &str) -> Result<i64> {
         self.with(|conn| delivery::consumer_position(conn, consumer))
     }
