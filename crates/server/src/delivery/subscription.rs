@@ -73,7 +73,7 @@ mod tests {
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
             hub.clone(),
-            Histogram::new([1.0].into_iter()),
+            Histogram::new([1.0]),
         )
         .expect("starts");
         (Arc::new(storage), hub, log)
