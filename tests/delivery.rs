@@ -883,7 +883,10 @@ fn a_shutdown_ends_the_live_streams_instead_of_waiting_on_them() {
     // The drain waits up to 30 s for requests in flight; a stream is not one of them.
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.child.try_wait().expect("a status").is_none() {
-        assert!(Instant::now() < deadline, "the server still runs, held by a stream");
+        assert!(
+            Instant::now() < deadline,
+            "the server still runs, held by a stream"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(

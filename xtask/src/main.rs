@@ -2,16 +2,18 @@
 //!
 //! - `cargo xtask demo`: build the example parsers from source, start `telehook serve` on its
 //!   embedded default, register the examples through the admin API, send every sample request
-//!   over HTTP and show the answers and the logged events.
+//!   over HTTP and show the answers, the logged events, the calls, and the call updates the
+//!   platform's live stream brought.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
-//! - `cargo xtask bench [--http|--tenants [N]]`: the invocation benchmark (criterion), the
-//!   end-to-end HTTP benchmark against the native baselines and `wasmtime serve` (see [`load`];
-//!   the peer is installed into `target/peers` the first time) and the many-tenants
-//!   benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one, and
-//!   `--tenants N` registers N integrations instead of 1,000. Results go in
+//! - `cargo xtask bench [--http|--tenants [N]|--delivery]`: the invocation benchmark
+//!   (criterion), the end-to-end HTTP benchmark against the native baselines and `wasmtime
+//!   serve` (see [`load`]; the peer is installed into `target/peers` the first time) and the
+//!   many-tenants benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one, and
+//!   `--tenants N` registers N integrations instead of 1,000; `--delivery` runs only the
+//!   delivery benchmark (see [`delivery`]), which the full run leaves out. Results go in
 //!   `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
@@ -19,10 +21,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
+mod delivery;
 mod load;
 mod reliability;
 mod server;
@@ -62,7 +66,7 @@ fn main() -> Result<()> {
             bench(&root, std::env::args().nth(2).as_deref(), integrations)
         }
         _ => bail!(
-            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]]>"
+            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery]>"
         ),
     }
 }
@@ -114,6 +118,21 @@ const BENCH_INTEGRATIONS: usize = 1000;
 
 fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
     let components = build_guests(root)?;
+    if only == Some("--delivery") {
+        run(Command::new(cargo()).current_dir(root).args([
+            "build",
+            "--release",
+            "--package",
+            "telehook-cli",
+            "--bin",
+            "telehook",
+        ]))?;
+        return delivery::run(&delivery::Setup {
+            telehook: &root.join("target/release/telehook"),
+            scripted: &components.join("scripted.wasm"),
+            scratch: &root.join("target/bench-delivery"),
+        });
+    }
     if only.is_none() {
         run(Command::new(cargo()).current_dir(root).args([
             "bench",
@@ -190,6 +209,21 @@ fn demo(root: &Path) -> Result<()> {
         "/tenants",
         &json!({"id": "demo", "name": "Demo tenant"}),
     )?;
+    // The platform's live stream, open before the first webhook: every call update it gets.
+    let updates: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let streamed = Arc::clone(&updates);
+    let _stream = delivery::follow(
+        &format!("{}/stream/calls?tenant=demo", server.url),
+        &[("authorization", &format!("Bearer {}", server.admin_token))],
+        move |update| {
+            if let Ok(update) = serde_json::from_str(update) {
+                streamed
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .push(update);
+            }
+        },
+    )?;
     for example in &examples {
         let samples = root.join("examples").join(example).join("samples");
         let module = components.join(format!("{}.wasm", example.replace('-', "_")));
@@ -227,9 +261,63 @@ fn demo(root: &Path) -> Result<()> {
         println!("\n--- {example}: calls, the latest first");
         print_calls(&calls);
     }
+    print_updates(&updates);
     println!("\nThe components are in {}", components.display());
     println!("The server's data directory was {}", data_dir.display());
     Ok(())
+}
+
+/// The call updates the live stream brought, once they stop coming, as the platform's call
+/// cards would show them.
+fn print_updates(updates: &Mutex<Vec<Value>>) {
+    let count = || {
+        updates
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    };
+    let mut seen = count();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if count() == seen {
+            break;
+        }
+        seen = count();
+    }
+    let updates = updates.lock().unwrap_or_else(|poison| poison.into_inner());
+    println!(
+        "\n--- the live stream (GET /stream/calls): {seen} call updates as the platform got them"
+    );
+    let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
+    println!("| position | integration | call | state | direction | from | to | pops up for |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for update in updates.iter() {
+        let data = &update["data"];
+        let call = &data["call"];
+        let users: Vec<String> = call["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        // Our call ids are UUIDv7s: their ends tell calls apart, their starts are the time.
+        let id = text(&call["id"]);
+        println!(
+            "| {} | {} | ...{} | {} | {} | {} | {} | {} |",
+            data["position"],
+            text(&data["integration"]),
+            &id[id.len().saturating_sub(6)..],
+            text(&call["state"]),
+            text(&call["direction"]),
+            text(&call["src_phone"]),
+            text(&call["dst_phone"]),
+            if users.is_empty() {
+                "-".into()
+            } else {
+                users.join(", ")
+            },
+        );
+    }
 }
 
 /// The calls of a listing as a table a person reads at a glance.

@@ -151,8 +151,11 @@ struct Committed {
 }
 
 impl Committed {
-    /// Offers committed updates on the hub.
+    /// Offers committed updates on the hub, when anyone listens.
     fn offer(&self, updates: Vec<StoredUpdate>) {
+        if !self.hub.is_heard() {
+            return;
+        }
         let updates = updates
             .into_iter()
             .filter_map(|stored| match CallUpdate::try_from(stored) {

@@ -164,6 +164,8 @@ struct Shared {
 pub struct Forwarders {
     shared: Arc<Shared>,
     workers: Mutex<HashMap<String, Running>>,
+    /// Held through a restart, so that two at once cannot leave two workers for one endpoint.
+    restarting: tokio::sync::Mutex<()>,
 }
 
 struct Running {
@@ -198,6 +200,7 @@ impl Forwarders {
                 metrics,
             }),
             workers: Mutex::default(),
+            restarting: tokio::sync::Mutex::default(),
         })
     }
 
@@ -227,6 +230,7 @@ impl Forwarders {
     /// stopped: after the endpoint was created, enabled, or had failures replayed. A disabled
     /// endpoint gets none.
     pub async fn restart(&self, endpoint_id: &str) -> Result<(), StorageError> {
+        let _turn = self.restarting.lock().await;
         self.stop(endpoint_id).await;
         let Some(endpoint) = self.shared.storage.endpoint(endpoint_id).await? else {
             return Ok(());

@@ -172,6 +172,11 @@ impl Hub {
         }
     }
 
+    /// Whether anyone listens: a batch nobody would take is not prepared.
+    pub fn is_heard(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
     /// Starts listening: every batch committed after this call is offered to the receiver.
     pub fn listen(&self) -> broadcast::Receiver<Batch> {
         self.0.subscribe()

@@ -11,6 +11,20 @@ use crate::storage::Storage;
 /// Updates come in position order; one that was given but not acknowledged before a restart
 /// is given again, so a consumer that acknowledges after it has durably handled an update
 /// handles each at least once, and one that remembers positions handles each exactly once.
+///
+/// ```no_run
+/// # async fn example(service: &telehook_server::Service) -> Result<(), Box<dyn std::error::Error>> {
+/// use telehook_server::delivery::UpdateFilter;
+///
+/// let mut updates = service.subscribe("crm", UpdateFilter::default()).await?;
+/// loop {
+///     let update = updates.next().await?;
+///     // The JSON every path carries: the call after the change, under `data.call`.
+///     println!("{} {}", update.call_id, update.body);
+///     updates.ack(update.position).await?; // once it is handled for good
+/// }
+/// # }
+/// ```
 pub struct Subscription {
     feed: Feed,
     storage: Arc<dyn Storage>,

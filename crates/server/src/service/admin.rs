@@ -200,6 +200,12 @@ impl Service {
     /// Deletes a tenant and its integrations.
     pub async fn delete_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
         let integrations = self.storage.integrations(tenant_id).await?;
+        // Its endpoints go with it: their forwarding stops first.
+        for endpoint in self.storage.endpoints().await? {
+            if endpoint.tenant_id.as_deref() == Some(tenant_id) {
+                self.forwarders.stop(&endpoint.id).await;
+            }
+        }
         self.storage.delete_tenant(tenant_id).await?;
         for integration in integrations {
             self.forget_route(&integration.key());
