@@ -349,55 +349,61 @@ pub fn follow(
     }))
 }
 
-/// The platform's endpoint: a real HTTP server that notes when each update arrives.
+/// The platform's endpoint: a real HTTP server (hyper, on a runtime of its own) that notes
+/// when each update arrives.
 struct Endpoint {
     url: String,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Endpoint {
     fn start(clock: Arc<Clock>) -> Result<Self> {
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0")
-                .map_err(|err| anyhow::anyhow!("the endpoint cannot listen: {err}"))?,
-        );
-        let port = server
-            .server_addr()
-            .to_ip()
-            .context("a TCP address")?
-            .port();
-        let workers = (0..4)
-            .map(|_| {
-                let (server, clock) = (Arc::clone(&server), Arc::clone(&clock));
-                std::thread::spawn(move || {
-                    while let Ok(mut request) = server.recv() {
-                        let mut body = String::new();
-                        let _ = request.as_reader().read_to_string(&mut body);
-                        if let Some(caller) = caller_of(&body) {
-                            lock(&clock.forwarded).push((caller, Instant::now()));
-                        }
-                        let _ = request.respond(tiny_http::Response::empty(204));
-                    }
-                })
-            })
-            .collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let port = listener.local_addr()?.port();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let clock = Arc::clone(&clock);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let clock = Arc::clone(&clock);
+                        async move { take(request, &clock).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
         Ok(Self {
             url: format!("http://127.0.0.1:{port}/telehook"),
-            server,
-            workers,
+            runtime: Some(runtime),
         })
     }
 }
 
+/// Takes one forwarded update: `204`, once its arrival is noted.
+async fn take(
+    request: hyper::Request<hyper::body::Incoming>,
+    clock: &Clock,
+) -> Result<hyper::Response<http_body_util::Empty<hyper::body::Bytes>>, hyper::Error> {
+    use http_body_util::BodyExt;
+    let body = request.into_body().collect().await?.to_bytes();
+    if let Some(caller) = std::str::from_utf8(&body).ok().and_then(caller_of) {
+        lock(&clock.forwarded).push((caller, Instant::now()));
+    }
+    let mut response = hyper::Response::new(http_body_util::Empty::new());
+    *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        self.server.unblock();
-        for _ in 1..self.workers.len() {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -156,7 +156,7 @@ impl Committed {
         if !self.hub.is_heard() {
             return;
         }
-        let updates = updates
+        let updates: Vec<Arc<CallUpdate>> = updates
             .into_iter()
             .filter_map(|stored| match CallUpdate::try_from(stored) {
                 Ok(update) => Some(Arc::new(update)),
@@ -167,7 +167,7 @@ impl Committed {
                 }
             })
             .collect();
-        self.hub.offer(updates);
+        self.hub.offer(&updates);
     }
 }
 

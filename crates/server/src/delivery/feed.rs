@@ -9,9 +9,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::{self, error::RecvError};
-
-use super::{Batch, CallUpdate, Hub, UpdateFilter};
+use super::hub::{Listener, Taken};
+use super::{CallUpdate, Hub, UpdateFilter};
 use crate::storage::{Storage, StorageError};
 
 /// How many updates a feed reads from the log at a time while it catches up.
@@ -24,15 +23,12 @@ pub enum FeedError {
     /// The log could not be read; the feed may be asked again.
     #[error("reading the call updates failed: {0}")]
     Storage(#[from] StorageError),
-    /// The service is shutting down.
-    #[error("the service is shutting down")]
-    Closed,
 }
 
 /// Updates after a position that pass a filter, in order.
 pub struct Feed {
     storage: Arc<dyn Storage>,
-    live: broadcast::Receiver<Batch>,
+    live: Arc<Listener>,
     filter: UpdateFilter,
     after: i64,
     /// Whether the last read of the log found nothing new: the hub has the rest.
@@ -44,7 +40,7 @@ impl Feed {
     /// The updates after `after` (0 for all) that pass `filter`.
     pub fn new(storage: Arc<dyn Storage>, hub: &Hub, filter: UpdateFilter, after: i64) -> Self {
         Self {
-            live: hub.listen(),
+            live: hub.listen(filter.clone()),
             storage,
             filter,
             after,
@@ -67,13 +63,16 @@ impl Feed {
                 return Ok(update);
             }
             if self.caught_up {
-                match self.live.recv().await {
-                    Ok(batch) => self.take(&batch),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "a feed fell behind: reading the log");
+                match self.live.take().await {
+                    Taken::Updates(updates) => {
+                        let after = self.after;
+                        self.ready
+                            .extend(updates.into_iter().filter(|update| update.position > after));
+                    }
+                    Taken::Lagged => {
+                        tracing::debug!("a feed fell behind: reading the log");
                         self.caught_up = false;
                     }
-                    Err(RecvError::Closed) => return Err(FeedError::Closed),
                 }
             } else {
                 let page = self
@@ -84,16 +83,5 @@ impl Feed {
                 self.ready.extend(page.into_iter().map(Arc::new));
             }
         }
-    }
-
-    /// Takes what a batch of the hub's holds for this feed; only called once every update
-    /// read before was given.
-    fn take(&mut self, batch: &Batch) {
-        self.ready.extend(
-            batch
-                .iter()
-                .filter(|update| update.position > self.after && self.filter.passes(update))
-                .cloned(),
-        );
     }
 }

@@ -7,7 +7,7 @@
 //! resumes exactly after it. Once a batch is committed, its updates are offered on the
 //! [`Hub`], so that live consumers hear of them without asking the database; a consumer that
 //! starts behind, or falls behind, reads the log itself until it has caught up (see
-//! [`feed`]).
+//! [`feed`]). The hub is a shortcut past the database, never the record.
 //!
 //! - [`feed`]: a resumable, filtered sequence of updates from a position; the library API
 //!   ([`Subscription`]) and the live stream (`GET /stream/calls`) are built on it;
@@ -21,17 +21,16 @@
 
 pub mod feed;
 pub mod forwarder;
+pub mod hub;
 pub mod signature;
 pub mod stream_token;
 mod subscription;
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::broadcast;
 
 pub use feed::{Feed, FeedError};
+pub use hub::Hub;
 pub use subscription::Subscription;
 
 /// The type of every update, as Standard Webhooks payloads name theirs.
@@ -142,44 +141,6 @@ impl UpdateFilter {
                 .user
                 .as_ref()
                 .is_none_or(|user| update.users.contains(user))
-    }
-}
-
-/// The updates of one committed batch, in position order.
-pub type Batch = Arc<[Arc<CallUpdate>]>;
-
-/// Where the event log offers each committed batch of updates to the consumers that are
-/// caught up. A consumer that misses some (it lagged past [`HUB_CAPACITY`] batches) is told
-/// so and reads the log instead: the hub is a shortcut past the database, never the record.
-#[derive(Debug, Clone)]
-pub struct Hub(broadcast::Sender<Batch>);
-
-/// How many committed batches the hub keeps for a consumer that has not taken them yet.
-pub const HUB_CAPACITY: usize = 1024;
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self(broadcast::channel(HUB_CAPACITY).0)
-    }
-}
-
-impl Hub {
-    /// Offers a committed batch to every consumer listening.
-    pub fn offer(&self, batch: Vec<Arc<CallUpdate>>) {
-        if !batch.is_empty() {
-            // No consumer listening is not an error: the log has the batch.
-            let _ = self.0.send(batch.into());
-        }
-    }
-
-    /// Whether anyone listens: a batch nobody would take is not prepared.
-    pub fn is_heard(&self) -> bool {
-        self.0.receiver_count() > 0
-    }
-
-    /// Starts listening: every batch committed after this call is offered to the receiver.
-    pub fn listen(&self) -> broadcast::Receiver<Batch> {
-        self.0.subscribe()
     }
 }
 
