@@ -68,6 +68,43 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
+/// Who takes the updates in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumers {
+    /// The 100 users' streams.
+    pub streams: bool,
+    /// The endpoint.
+    pub endpoint: bool,
+}
+
+impl Consumers {
+    const OFF: Self = Self {
+        streams: false,
+        endpoint: false,
+    };
+    const ON: Self = Self {
+        streams: true,
+        endpoint: true,
+    };
+
+    /// `off`, `streams`, `endpoint` or `on`.
+    pub fn parse(word: &str) -> Result<Self> {
+        Ok(match word {
+            "off" => Self::OFF,
+            "streams" => Self {
+                streams: true,
+                endpoint: false,
+            },
+            "endpoint" => Self {
+                streams: false,
+                endpoint: true,
+            },
+            "on" => Self::ON,
+            other => anyhow::bail!("`{other}` is not off, streams, endpoint or on"),
+        })
+    }
+}
+
 /// One run's figures.
 struct Run {
     per_second: f64,
@@ -75,6 +112,25 @@ struct Run {
     failed: u64,
     streamed: Vec<Duration>,
     forwarded: Vec<Duration>,
+}
+
+/// Runs one configuration once, `connections` with delivery `on` or off, and prints its
+/// figures: what to profile.
+pub fn run_one(setup: &Setup, connections: usize, consumers: Consumers) -> Result<()> {
+    let data_dir = setup.scratch.join("one");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    let run = measure(setup, &data_dir, connections, consumers)?;
+    println!(
+        "{connections} connections, delivery {consumers:?}: {:.0} webhooks/s; stream p50 {} p99 {}; endpoint p50 {} p99 {}",
+        run.per_second,
+        millis(percentile(&run.streamed, 0.5)),
+        millis(percentile(&run.streamed, 0.99)),
+        millis(percentile(&run.forwarded, 0.5)),
+        millis(percentile(&run.forwarded, 0.99)),
+    );
+    Ok(())
 }
 
 pub fn run(setup: &Setup) -> Result<()> {
@@ -88,7 +144,12 @@ pub fn run(setup: &Setup) -> Result<()> {
                 if data_dir.exists() {
                     std::fs::remove_dir_all(&data_dir)?;
                 }
-                let run = measure(setup, &data_dir, connections, delivery)?;
+                let consumers = if delivery {
+                    Consumers::ON
+                } else {
+                    Consumers::OFF
+                };
+                let run = measure(setup, &data_dir, connections, consumers)?;
                 println!(
                     "{connections} connections, delivery {}: {:.0} webhooks/s ({} acknowledged, {} failed); \
                      stream p50 {} p99 {} ({} updates); endpoint p50 {} p99 {} ({} updates)",
@@ -183,8 +244,14 @@ fn millis(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
 }
 
-/// One run: a fresh server, delivery on or off, `connections` threads of webhooks.
-fn measure(setup: &Setup, data_dir: &Path, connections: usize, delivery: bool) -> Result<Run> {
+/// One run: a fresh server, its updates taken by `consumers`, `connections` threads of
+/// webhooks.
+fn measure(
+    setup: &Setup,
+    data_dir: &Path,
+    connections: usize,
+    consumers: Consumers,
+) -> Result<Run> {
     let server = Server::start(setup.telehook, data_dir, &[])?;
     server.admin("POST", "/tenants", &json!({ "id": "acme" }))?;
     let webhook = server.register("acme", "pbx", setup.scripted, &json!({}))?;
@@ -200,13 +267,18 @@ fn measure(setup: &Setup, data_dir: &Path, connections: usize, delivery: bool) -
     let clock = Arc::new(Clock::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut observers = Vec::new();
-    let endpoint = if delivery {
+    let endpoint = if consumers.endpoint {
         let endpoint = Endpoint::start(Arc::clone(&clock))?;
         server.admin(
             "POST",
             "/endpoints",
             &json!({ "url": endpoint.url, "tenant": "acme" }),
         )?;
+        Some(endpoint)
+    } else {
+        None
+    };
+    if consumers.streams {
         for user in 0..STREAMS {
             let minted = server.admin(
                 "POST",
@@ -225,10 +297,7 @@ fn measure(setup: &Setup, data_dir: &Path, connections: usize, delivery: bool) -
                 },
             )?);
         }
-        Some(endpoint)
-    } else {
-        None
-    };
+    }
 
     let callers = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -255,20 +324,19 @@ fn measure(setup: &Setup, data_dir: &Path, connections: usize, delivery: bool) -
         failed += not_ok;
     }
     let elapsed = started.elapsed();
-    if delivery {
-        // Let the last updates arrive.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while (lock(&clock.streamed).len() as u64) < acknowledged
-            || (lock(&clock.forwarded).len() as u64) < acknowledged
-        {
-            ensure!(
-                Instant::now() < deadline,
-                "of {acknowledged} updates, {} streamed and {} forwarded within 30 s",
-                lock(&clock.streamed).len(),
-                lock(&clock.forwarded).len()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    // Let the last updates arrive.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected = |on: bool| if on { acknowledged } else { 0 };
+    while (lock(&clock.streamed).len() as u64) < expected(consumers.streams)
+        || (lock(&clock.forwarded).len() as u64) < expected(consumers.endpoint)
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "of {acknowledged} updates, {} streamed and {} forwarded within 30 s",
+            lock(&clock.streamed).len(),
+            lock(&clock.forwarded).len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     drop(server);
     drop(endpoint);
@@ -313,12 +381,14 @@ fn send(webhook: &str, clock: &Clock, stop: &AtomicBool, callers: &AtomicU64) ->
     (ok, not_ok)
 }
 
-/// The caller of the call an update is about.
+/// The caller of the call an update is about. Found in the text rather than by parsing the
+/// JSON: the observers share the cores with the server, and should take as little of them as
+/// a consumer elsewhere would take of its own.
 fn caller_of(update: &str) -> Option<String> {
-    let update: Value = serde_json::from_str(update).ok()?;
-    update["data"]["call"]["src_phone"]
-        .as_str()
-        .map(str::to_owned)
+    const KEY: &str = "\"src_phone\":\"";
+    let start = update.find(KEY)? + KEY.len();
+    let end = start + update[start..].find('"')?;
+    Some(update[start..end].to_owned())
 }
 
 /// A browser's stream of call updates at `url` (with `headers`), read on a thread of its own

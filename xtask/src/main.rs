@@ -13,8 +13,8 @@
 //!   serve` (see [`load`]; the peer is installed into `target/peers` the first time) and the
 //!   many-tenants benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one, and
 //!   `--tenants N` registers N integrations instead of 1,000; `--delivery` runs only the
-//!   delivery benchmark (see [`delivery`]), which the full run leaves out. Results go in
-//!   `BENCHMARKS.md`.
+//!   delivery benchmark (see [`delivery`]), which the full run leaves out, and `--delivery C
+//!   off|streams|endpoint|on` one configuration of it once, to profile. Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
 //! installed.
@@ -127,11 +127,21 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
             "--bin",
             "telehook",
         ]))?;
-        return delivery::run(&delivery::Setup {
+        let setup = delivery::Setup {
             telehook: &root.join("target/release/telehook"),
             scripted: &components.join("scripted.wasm"),
             scratch: &root.join("target/bench-delivery"),
-        });
+        };
+        // `--delivery C on|off`: that configuration once, to profile it.
+        let args: Vec<String> = std::env::args().skip(3).collect();
+        return match args.as_slice() {
+            [connections, consumers] => delivery::run_one(
+                &setup,
+                connections.parse()?,
+                delivery::Consumers::parse(consumers)?,
+            ),
+            _ => delivery::run(&setup),
+        };
     }
     if only.is_none() {
         run(Command::new(cargo()).current_dir(root).args([

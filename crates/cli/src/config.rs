@@ -122,7 +122,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TELEHOOK_FORWARD_TIMEOUT_MS")]
     pub forward_timeout_ms: Option<u64>,
     /// How many updates (each of another call) may be on their way to one endpoint at once
-    /// [default: 32].
+    /// [default: 64].
     #[arg(long, env = "TELEHOOK_FORWARD_CONCURRENCY")]
     pub forward_concurrency: Option<usize>,
     /// How often an idle live stream gets a keep-alive comment, in seconds [default: 15].

@@ -67,7 +67,7 @@ impl Default for ForwardConfig {
         Self {
             schedule: DEFAULT_SCHEDULE.to_vec(),
             timeout: Duration::from_secs(15),
-            concurrency: 32,
+            concurrency: 64,
         }
     }
 }
@@ -186,9 +186,12 @@ impl Forwarders {
         config: ForwardConfig,
         metrics: ForwardMetrics,
     ) -> Result<Self, ClientError> {
+        // No proxy from the environment: endpoints are reached directly, and looking one up
+        // costs every request.
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .user_agent(concat!("telehook/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -274,8 +277,12 @@ struct Held {
 struct Worker {
     shared: Arc<Shared>,
     endpoint: Arc<Endpoint>,
+    /// The endpoint's URL, parsed once.
+    url: reqwest::Url,
     feed: Feed,
     held: BTreeMap<i64, Held>,
+    /// How many of `held` came from the feed (not replayed): what [`WINDOW`] bounds.
+    followed: usize,
     /// Each call's held updates, oldest first: only the first goes out.
     calls: HashMap<String, VecDeque<i64>>,
     /// Updates at the head of their call, due now.
@@ -311,7 +318,11 @@ impl Worker {
     /// The worker, with the replayed failures held and the others noted.
     async fn prepare(shared: &Arc<Shared>, endpoint: &Arc<Endpoint>) -> Result<Self, StorageError> {
         let failures = shared.storage.failures(&endpoint.id).await?;
+        let url = reqwest::Url::parse(&endpoint.url).map_err(|err| {
+            StorageError::Corrupt(format!("endpoint URL `{}`: {err}", endpoint.url))
+        })?;
         let mut worker = Self {
+            url,
             feed: Feed::new(
                 Arc::clone(&shared.storage),
                 &shared.hub,
@@ -321,6 +332,7 @@ impl Worker {
             shared: Arc::clone(shared),
             endpoint: Arc::clone(endpoint),
             held: BTreeMap::new(),
+            followed: 0,
             calls: HashMap::new(),
             due: VecDeque::new(),
             later: BTreeSet::new(),
@@ -351,7 +363,7 @@ impl Worker {
         loop {
             self.send_due();
             let next_wake = self.later.first().map(|(at, _)| *at);
-            let room = self.held.values().filter(|held| !held.replayed).count() < WINDOW;
+            let room = self.followed < WINDOW;
             tokio::select! {
                 _ = stopped.changed() => return,
                 Some(done) = self.in_flight.join_next() => {
@@ -390,6 +402,9 @@ impl Worker {
         let queue = self.calls.entry(update.call_id.clone()).or_default();
         queue.push_back(position);
         let first = queue.len() == 1;
+        if !replayed {
+            self.followed += 1;
+        }
         self.held.insert(
             position,
             Held {
@@ -456,9 +471,9 @@ impl Worker {
             };
             let update = Arc::clone(&held.update);
             let endpoint = Arc::clone(&self.endpoint);
-            let client = self.shared.client.clone();
+            let (client, url) = (self.shared.client.clone(), self.url.clone());
             self.in_flight
-                .spawn(async move { (position, attempt(&client, &endpoint, &update).await) });
+                .spawn(async move { (position, attempt(&client, &endpoint, url, &update).await) });
         }
     }
 
@@ -554,6 +569,9 @@ impl Worker {
         let Some(held) = self.held.remove(&position) else {
             return;
         };
+        if !held.replayed {
+            self.followed -= 1;
+        }
         let call = &held.update.call_id;
         let next = self.calls.get_mut(call).and_then(|queue| {
             queue.pop_front();
@@ -613,15 +631,20 @@ fn jitter(wait: Duration) -> Duration {
     wait.mul_f64(0.9 + fastrand::f64() * 0.2)
 }
 
-/// One attempt to deliver `update` to `endpoint`.
-async fn attempt(client: &reqwest::Client, endpoint: &Endpoint, update: &CallUpdate) -> Attempt {
+/// One attempt to deliver `update` to `endpoint`, at its `url`.
+async fn attempt(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    url: reqwest::Url,
+    update: &CallUpdate,
+) -> Attempt {
     let id = endpoint.delivery_id(update.position);
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let signature = endpoint.secret.sign(&id, timestamp, update.body.as_bytes());
     let sent = client
-        .post(&endpoint.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", timestamp.to_string())

@@ -10,8 +10,10 @@
 //! [`crate::secrets`]).
 //!
 //! SQLite answers from a local file in microseconds, so the trait's methods do their work in
-//! place rather than on another thread, except the two that may wait: the readiness probe
-//! (while an admin's change holds the connection) and pruning.
+//! place rather than on another thread, except those that may wait: the readiness probe
+//! (while an admin's change holds the connection), pruning, and the writes delivery makes
+//! while webhooks flow (positions, failures), which wait for the event log's writer to let
+//! go of the database and must not hold an async worker meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -665,7 +667,9 @@ impl Storage for SqliteStorage {
     }
 
     async fn set_consumer_position(&self, consumer: &str, position: i64) -> Result<()> {
-        self.with(|conn| delivery::set_consumer_position(conn, consumer, position))
+        let consumer = consumer.to_owned();
+        self.off_the_workers(move |conn| delivery::set_consumer_position(conn, &consumer, position))
+            .await
     }
 
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
@@ -709,14 +713,16 @@ impl Storage for SqliteStorage {
     }
 
     async fn set_endpoint_position(&self, id: &str, position: i64) -> Result<()> {
-        self.with(|conn| {
+        let id = id.to_owned();
+        self.off_the_workers(move |conn| {
             delivery::change_endpoint(
                 conn,
-                id,
+                &id,
                 "UPDATE endpoints SET position = ?2 WHERE id = ?1",
                 Some(&position),
             )
         })
+        .await
     }
 
     async fn failures(&self, endpoint_id: &str) -> Result<Vec<Failure>> {
@@ -724,11 +730,15 @@ impl Storage for SqliteStorage {
     }
 
     async fn record_failure(&self, failure: &Failure) -> Result<()> {
-        self.with(|conn| delivery::record_failure(conn, failure))
+        let failure = failure.clone();
+        self.off_the_workers(move |conn| delivery::record_failure(conn, &failure))
+            .await
     }
 
     async fn clear_failure(&self, endpoint_id: &str, position: i64) -> Result<()> {
-        self.with(|conn| delivery::clear_failure(conn, endpoint_id, position))
+        let endpoint_id = endpoint_id.to_owned();
+        self.off_the_workers(move |conn| delivery::clear_failure(conn, &endpoint_id, position))
+            .await
     }
 
     async fn replay_failures(&self, endpoint_id: &str, position: Option<i64>) -> Result<usize> {
