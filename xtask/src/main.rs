@@ -304,12 +304,6 @@ fn print_updates(updates: &Mutex<Vec<Value>>) {
     for update in updates.iter() {
         let data = &update["data"];
         let call = &data["call"];
-        let users: Vec<String> = call["users"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
         // Our call ids are UUIDv7s: their ends tell calls apart, their starts are the time.
         let id = text(&call["id"]);
         println!(
@@ -321,12 +315,23 @@ fn print_updates(updates: &Mutex<Vec<Value>>) {
             text(&call["direction"]),
             text(&call["src_phone"]),
             text(&call["dst_phone"]),
-            if users.is_empty() {
-                "-".into()
-            } else {
-                users.join(", ")
-            },
+            users_of(call),
         );
+    }
+}
+
+/// Whom a call pops up for: its users, or `-`.
+fn users_of(call: &Value) -> String {
+    let users: Vec<&str> = call["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if users.is_empty() {
+        "-".into()
+    } else {
+        users.join(", ")
     }
 }
 
@@ -336,12 +341,6 @@ fn print_calls(listing: &Value) {
     println!("| state | disposition | direction | from | to | users | recording |");
     println!("|---|---|---|---|---|---|---|");
     for call in listing["calls"].as_array().into_iter().flatten() {
-        let users: Vec<String> = call["users"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
             text(&call["state"]),
@@ -349,11 +348,7 @@ fn print_calls(listing: &Value) {
             text(&call["direction"]),
             text(&call["src_phone"]),
             text(&call["dst_phone"]),
-            if users.is_empty() {
-                "-".into()
-            } else {
-                users.join(", ")
-            },
+            users_of(call),
             text(&call["record"]["call"]),
         );
     }

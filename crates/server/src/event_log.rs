@@ -216,12 +216,14 @@ fn commit(
     committed.failing.store(written.is_err(), Ordering::Relaxed);
     match written {
         Ok((appended, updates)) => {
-            committed.offer(updates);
             #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
             committed.sizes.observe(batch.len() as f64);
             for ((_, stored), appended) in batch.into_iter().zip(appended) {
                 let _ = stored.send(Ok(appended));
             }
+            // The providers' answers first: the platform's updates are on their way either
+            // way, and would otherwise make every webhook wait for them.
+            committed.offer(updates);
         }
         Err(err) => {
             tracing::error!("event log commit failed: {err}");

@@ -153,6 +153,8 @@ enum Attempt {
 
 /// What every worker shares.
 struct Shared {
+    /// Where the workers run.
+    runtime: tokio::runtime::Handle,
     storage: Arc<dyn Storage>,
     hub: Hub,
     client: reqwest::Client,
@@ -181,6 +183,7 @@ pub struct ClientError(#[from] reqwest::Error);
 impl Forwarders {
     /// The forwarders of the endpoints `storage` keeps; none runs until [`Forwarders::start`].
     pub fn new(
+        runtime: tokio::runtime::Handle,
         storage: Arc<dyn Storage>,
         hub: Hub,
         config: ForwardConfig,
@@ -196,6 +199,7 @@ impl Forwarders {
             .build()?;
         Ok(Self {
             shared: Arc::new(Shared {
+                runtime,
                 storage,
                 hub,
                 client,
@@ -243,7 +247,10 @@ impl Forwarders {
         }
         let (stop, stopped) = watch::channel(false);
         let id = endpoint.id.clone();
-        let task = tokio::spawn(Worker::run(Arc::clone(&self.shared), endpoint, stopped));
+        let task =
+            self.shared
+                .runtime
+                .spawn(Worker::run(Arc::clone(&self.shared), endpoint, stopped));
         lock(&self.workers).insert(id, Running { stop, task });
         Ok(())
     }

@@ -22,6 +22,7 @@
 pub mod feed;
 pub mod forwarder;
 pub mod hub;
+pub mod runtime;
 pub mod signature;
 pub mod stream_token;
 mod subscription;

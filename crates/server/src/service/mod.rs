@@ -34,6 +34,7 @@ use crate::compiler::Compiler;
 use crate::components::{ComponentStore, StoreError};
 use crate::delivery::Hub;
 use crate::delivery::forwarder::{ClientError, ForwardConfig, Forwarders};
+use crate::delivery::runtime::DeliveryRuntime;
 use crate::delivery::stream_token::StreamTokens;
 use crate::event_log::EventLog;
 use crate::health::BreakerConfig;
@@ -177,6 +178,8 @@ pub struct Service {
     /// Where committed call updates are offered to the live feeds.
     hub: Hub,
     forwarders: Forwarders,
+    /// Where forwarding runs, below the webhooks' priority: held for as long as the service.
+    _delivery_runtime: DeliveryRuntime,
     stream_tokens: StreamTokens,
     routes: RwLock<HashMap<IntegrationKey, Arc<Route>>>,
     recent: Mutex<HashMap<IntegrationKey, VecDeque<InvocationSummary>>>,
@@ -223,7 +226,9 @@ impl Service {
             hub.clone(),
             metrics.event_commits(),
         )?;
+        let delivery_runtime = DeliveryRuntime::start(2)?;
         let forwarders = Forwarders::new(
+            delivery_runtime.handle().clone(),
             Arc::clone(&storage),
             hub.clone(),
             config.forwarding,
@@ -237,6 +242,7 @@ impl Service {
             events,
             hub,
             forwarders,
+            _delivery_runtime: delivery_runtime,
             stream_tokens: StreamTokens::new(&admin_token),
             routes: RwLock::default(),
             recent: Mutex::default(),
