@@ -25,9 +25,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::signature::Secret;
-use super::{CallUpdate, Feed, Hub, UpdateFilter};
+use super::{CallUpdate, Feed, Hub, UpdateFilter, lock};
 use crate::metrics::ForwardMetrics;
-use crate::storage::{Storage, StorageError, now};
+use crate::storage::{Storage, StorageError, from_now, now};
 
 /// How often a worker stores its endpoint's position.
 pub const POSITION_EVERY: Duration = Duration::from_millis(200);
@@ -262,10 +262,6 @@ impl Forwarders {
             self.stop(&id).await;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// An update a worker holds.
@@ -625,11 +621,6 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// The time `wait` from now, as stored times are written.
-fn from_now(wait: Duration) -> String {
-    humantime::format_rfc3339_millis(SystemTime::now() + wait).to_string()
 }
 
 /// `wait` give or take a tenth, so that many updates failed at once are not all retried at

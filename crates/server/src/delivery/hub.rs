@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
 
-use super::{CallUpdate, UpdateFilter};
+use super::{CallUpdate, UpdateFilter, lock};
 
 /// How many updates a listener holds for its feed before it counts as lagging.
 pub const INBOX: usize = 4096;
@@ -42,10 +42,6 @@ pub enum Taken {
     Updates(Vec<Arc<CallUpdate>>),
     /// More were offered than the inbox holds: the feed must read the log.
     Lagged,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Hub {

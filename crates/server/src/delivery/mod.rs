@@ -34,6 +34,12 @@ pub use feed::{Feed, FeedError};
 pub use hub::Hub;
 pub use subscription::Subscription;
 
+/// A lock of delivery's shared state. What it guards is whole between statements, so a lock
+/// poisoned by a panic elsewhere is safe to keep using.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// The type of every update, as Standard Webhooks payloads name theirs.
 pub const UPDATE_TYPE: &str = "call.updated";
 

@@ -23,8 +23,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::AppState;
 use super::body::ApiError;
+use super::{AppState, admin};
 use crate::delivery::{Feed, UPDATE_TYPE};
 use crate::service::{ServiceError, StreamAccess};
 
@@ -75,19 +75,14 @@ async fn access(
     headers: &HeaderMap,
     token: Option<String>,
 ) -> Result<StreamAccess, ApiError> {
-    let unauthorized = |message: &str| ApiError(StatusCode::UNAUTHORIZED, message.to_owned());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match (bearer, token) {
-        (Some(bearer), _) => match state.service.authenticate(bearer.trim()).await? {
-            Some(principal) => Ok(StreamAccess::Principal(principal)),
-            None => Err(unauthorized("unknown token")),
-        },
+    match (admin::bearer(headers), token) {
+        (Some(bearer), _) => Ok(StreamAccess::Principal(
+            admin::principal(state, bearer).await?,
+        )),
         (None, Some(token)) => Ok(StreamAccess::Token(token)),
-        (None, None) => Err(unauthorized(
-            "missing `Authorization: Bearer TOKEN` or `?token=STREAM_TOKEN`",
+        (None, None) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer TOKEN` or `?token=STREAM_TOKEN`".into(),
         )),
     }
 }

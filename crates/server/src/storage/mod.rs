@@ -441,6 +441,11 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+/// The time `wait` from now in the same form: when something postponed is due.
+pub fn from_now(wait: Duration) -> String {
+    humantime::format_rfc3339_millis(SystemTime::now() + wait).to_string()
+}
+
 /// The time `age` ago in the same form, for comparing with stored times (a retention's or a
 /// window's start); the Unix epoch when `age` reaches past it.
 pub fn ago(age: Duration) -> String {

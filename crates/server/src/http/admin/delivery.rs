@@ -9,11 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{ApiResult, AppState, Caller, MAX_JSON_BYTES, created, json_body, ok};
-use crate::delivery::forwarder::Endpoint;
-use crate::http::body::{ApiError, read};
+use super::{ApiResult, AppState, Caller, MAX_JSON_BYTES, created, json_body, ok, parse_json};
+use crate::http::body::read;
 use crate::service::NewEndpoint;
 
 /// The body of `POST /admin/endpoints`.
@@ -24,10 +23,6 @@ pub(super) struct EndpointBody {
     tenant: Option<String>,
     secret: Option<String>,
     after: Option<i64>,
-}
-
-fn endpoint_json(endpoint: &Endpoint) -> Value {
-    json!(endpoint)
 }
 
 /// `POST /admin/endpoints`: `{"url", "tenant"?, "secret"?, "after"?}`; answers the endpoint
@@ -51,7 +46,7 @@ pub(super) async fn create(
             },
         )
         .await?;
-    let mut shown = endpoint_json(&endpoint);
+    let mut shown = json!(endpoint);
     shown["secret"] = json!(endpoint.secret.reveal());
     created(shown)
 }
@@ -59,7 +54,7 @@ pub(super) async fn create(
 /// `GET /admin/endpoints`.
 pub(super) async fn list(State(state): State<AppState>, Caller(principal): Caller) -> ApiResult {
     let endpoints = state.service.endpoints_for(&principal).await?;
-    ok(Value::Array(endpoints.iter().map(endpoint_json).collect()))
+    ok(json!(endpoints))
 }
 
 /// `GET /admin/endpoints/{endpoint}`.
@@ -68,9 +63,7 @@ pub(super) async fn show(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    ok(endpoint_json(
-        &state.service.endpoint_for(&principal, &id).await?,
-    ))
+    ok(json!(state.service.endpoint_for(&principal, &id).await?))
 }
 
 /// `DELETE /admin/endpoints/{endpoint}`.
@@ -89,9 +82,7 @@ pub(super) async fn enable(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    ok(endpoint_json(
-        &state.service.enable_endpoint(&principal, &id).await?,
-    ))
+    ok(json!(state.service.enable_endpoint(&principal, &id).await?))
 }
 
 /// `?dead=true`: only the dead letters.
@@ -136,8 +127,7 @@ pub(super) async fn replay(
     let body: ReplayBody = if bytes.is_empty() {
         ReplayBody::default()
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|err| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))?
+        parse_json(&bytes)?
     };
     let replayed = state.service.replay(&principal, &id, body.position).await?;
     ok(json!({ "replayed": replayed }))

@@ -135,18 +135,32 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |message: &str| ApiError(StatusCode::UNAUTHORIZED, message.to_owned());
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("missing `Authorization: Bearer TOKEN`"))?;
-        match state.service.authenticate(token.trim()).await? {
-            Some(principal) => Ok(Self(principal)),
-            None => Err(unauthorized("unknown token")),
-        }
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer TOKEN`".into(),
+            )
+        })?;
+        Ok(Self(principal(state, token).await?))
     }
+}
+
+/// The token of the request's `Authorization: Bearer TOKEN`, if it has one.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Who a bearer token belongs to; an unknown token is a `401`.
+pub(super) async fn principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    state
+        .service
+        .authenticate(token)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
 }
 
 /// The integration named in the path, resolved for the caller: another tenant's integration
@@ -192,7 +206,12 @@ async fn json_body<T: DeserializeOwned>(
     body: Body,
 ) -> Result<T, ApiError> {
     let bytes = read(headers, body, MAX_JSON_BYTES, state.config.body_timeout).await?;
-    serde_json::from_slice(&bytes)
+    parse_json(&bytes)
+}
+
+/// A JSON body already read, or a 400 naming what is wrong with it.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
         .map_err(|err| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
 }
 
