@@ -128,18 +128,13 @@ struct Run {
 /// Runs one configuration once, `connections` with delivery `on` or off, and prints its
 /// figures: what to profile.
 pub fn run_one(setup: &Setup, connections: usize, consumers: Consumers) -> Result<()> {
-    let data_dir = setup.scratch.join("one");
-    if data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir)?;
-    }
+    let data_dir = fresh(setup.scratch.join("one"))?;
     let run = measure(setup, &data_dir, connections, consumers)?;
     println!(
-        "{connections} connections, delivery {consumers:?}: {:.0} webhooks/s; stream p50 {} p99 {}; endpoint p50 {} p99 {}",
+        "{connections} connections, delivery {consumers:?}: {:.0} webhooks/s; stream p50 / p99 {}; endpoint p50 / p99 {}",
         run.per_second,
-        millis(percentile(&run.streamed, 0.5)),
-        millis(percentile(&run.streamed, 0.99)),
-        millis(percentile(&run.forwarded, 0.5)),
-        millis(percentile(&run.forwarded, 0.99)),
+        spread(&run.streamed),
+        spread(&run.forwarded),
     );
     Ok(())
 }
@@ -149,12 +144,11 @@ pub fn run(setup: &Setup) -> Result<()> {
     for connections in CONNECTIONS {
         for pair in 0..PAIRS {
             for delivery in [false, true] {
-                let data_dir = setup
-                    .scratch
-                    .join(format!("c{connections}-{pair}-{delivery}"));
-                if data_dir.exists() {
-                    std::fs::remove_dir_all(&data_dir)?;
-                }
+                let data_dir = fresh(
+                    setup
+                        .scratch
+                        .join(format!("c{connections}-{pair}-{delivery}")),
+                )?;
                 let consumers = if delivery {
                     Consumers::ON
                 } else {
@@ -163,16 +157,14 @@ pub fn run(setup: &Setup) -> Result<()> {
                 let run = measure(setup, &data_dir, connections, consumers)?;
                 println!(
                     "{connections} connections, delivery {}: {:.0} webhooks/s ({} acknowledged, {} failed); \
-                     stream p50 {} p99 {} ({} updates); endpoint p50 {} p99 {} ({} updates)",
+                     stream p50 / p99 {} ({} updates); endpoint p50 / p99 {} ({} updates)",
                     if delivery { "on" } else { "off" },
                     run.per_second,
                     run.acknowledged,
                     run.failed,
-                    millis(percentile(&run.streamed, 0.5)),
-                    millis(percentile(&run.streamed, 0.99)),
+                    spread(&run.streamed),
                     run.streamed.len(),
-                    millis(percentile(&run.forwarded, 0.5)),
-                    millis(percentile(&run.forwarded, 0.99)),
+                    spread(&run.forwarded),
                     run.forwarded.len(),
                 );
                 table.push((connections, delivery, run));
@@ -194,25 +186,10 @@ pub fn run(setup: &Setup) -> Result<()> {
         };
         let rates = |runs: &[&Run]| -> Vec<f64> { runs.iter().map(|run| run.per_second).collect() };
         let (off, on) = (rates(&runs(false)), rates(&runs(true)));
-        let streamed: Vec<String> = runs(true)
-            .iter()
-            .map(|run| {
-                format!(
-                    "{} / {}",
-                    millis(percentile(&run.streamed, 0.5)),
-                    millis(percentile(&run.streamed, 0.99))
-                )
-            })
-            .collect();
+        let streamed: Vec<String> = runs(true).iter().map(|run| spread(&run.streamed)).collect();
         let forwarded: Vec<String> = runs(true)
             .iter()
-            .map(|run| {
-                format!(
-                    "{} / {}",
-                    millis(percentile(&run.forwarded, 0.5)),
-                    millis(percentile(&run.forwarded, 0.99))
-                )
-            })
+            .map(|run| spread(&run.forwarded))
             .collect();
         println!(
             "| {connections} | {} | {} | {:.0} / {:.0} = **{:.2}** | {} | {} |",
@@ -249,6 +226,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let index = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[index]
+}
+
+/// `p50 / p99` of sorted latencies.
+fn spread(sorted: &[Duration]) -> String {
+    format!(
+        "{} / {}",
+        millis(percentile(sorted, 0.5)),
+        millis(percentile(sorted, 0.99))
+    )
+}
+
+/// `dir`, emptied of an earlier run's data.
+fn fresh(dir: std::path::PathBuf) -> Result<std::path::PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(dir)
 }
 
 fn millis(duration: Duration) -> String {
