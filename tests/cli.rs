@@ -7,10 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use telehook_test_artifacts::{
-    FILE_READER, GENERIC_JSON, HOSTILE, SMUGGLER, WRONG_WORLD, ZADARMA, component,
+    FILE_READER, GENERIC_JSON, HOSTILE, PARSERS, SMUGGLER, WRONG_WORLD, ZADARMA, component,
+    parser_dir,
 };
-
-const EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
 
 fn telehook(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_telehook"))
@@ -31,87 +30,51 @@ fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// `--setting KEY=VALUE` for each entry of the example's `samples/settings.json`.
-fn settings_args(samples: &Path) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(samples.join("settings.json")) else {
-        return Vec::new();
-    };
-    let settings: serde_json::Map<String, Value> =
-        serde_json::from_str(&text).expect("settings.json is an object");
-    settings
-        .into_iter()
-        .map(|(key, value)| format!("--setting={key}={}", value.as_str().expect("a string")))
-        .collect()
+/// `telehook test DIR --module COMPONENT`: every sample in DIR through the component.
+fn telehook_test(dir: &Path, component: &Path) -> Output {
+    telehook(&[
+        "test",
+        dir.to_str().expect("UTF-8 path"),
+        "--module",
+        component.to_str().expect("UTF-8 path"),
+    ])
 }
 
-/// Runs every sample of every example through the example's component that `component_of`
-/// names, and compares what `telehook run` prints with the sample's expected outcome.
-fn every_sample_gives_its_documented_outcome(component_of: impl Fn(&str) -> PathBuf) {
-    let mut checked = 0;
-    for example in EXAMPLES {
-        let samples = telehook_test_artifacts::example_dir(example).join("samples");
-        let settings = settings_args(&samples);
-        let mut requests: Vec<PathBuf> = fs::read_dir(&samples)
-            .expect("every example has samples")
-            .map(|entry| entry.expect("readable").path())
-            .filter(|path| path.to_string_lossy().ends_with(".request.json"))
-            .collect();
-        requests.sort();
-        assert!(!requests.is_empty(), "{example} has no samples");
-        let component = component_of(example);
-        for request in requests {
-            let expected_path = PathBuf::from(
-                request
-                    .to_string_lossy()
-                    .replace(".request.json", ".expected.json"),
-            );
-            let expected: Value = serde_json::from_str(
-                &fs::read_to_string(&expected_path)
-                    .unwrap_or_else(|_| panic!("{} is missing", expected_path.display())),
-            )
-            .expect("expected outcomes are JSON");
-            let mut args = vec![
-                "run",
-                "--module",
-                component.to_str().expect("UTF-8 path"),
-                "--request",
-                request.to_str().expect("UTF-8 path"),
-            ];
-            args.extend(settings.iter().map(String::as_str));
-            let output = telehook(&args);
-            assert!(
-                output.status.success(),
-                "{} with {}: {}",
-                request.display(),
-                component.display(),
-                stderr(&output)
-            );
-            let printed: Value =
-                serde_json::from_slice(&output.stdout).expect("run prints the outcome as JSON");
-            assert_eq!(
-                printed,
-                expected,
-                "{} with {}",
-                request.display(),
-                component.display()
-            );
-            checked += 1;
-        }
-    }
-    assert!(checked >= 3);
-}
-
+/// Every parser of the catalog and the examples passes every one of its samples, as
+/// `telehook test` runs them: the table names each sample, and none fails.
 #[test]
-fn every_example_sample_prints_its_documented_outcome() {
-    every_sample_gives_its_documented_outcome(|example| PathBuf::from(component(example)));
+fn every_parser_passes_its_samples() {
+    for (parser, dir) in PARSERS {
+        let output = telehook_test(Path::new(dir), Path::new(component(parser)));
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{parser}:\n{report}{}",
+            stderr(&output)
+        );
+        assert!(report.ends_with(" 0 failed\n"), "{parser}:\n{report}");
+        assert!(
+            report.lines().count() >= 4,
+            "{parser} has too few samples:\n{report}"
+        );
+    }
+    assert!(PARSERS.len() >= 3);
 }
 
 /// The versioning policy's promise: a parser built against contract 0.1.0, before 0.2.0
-/// existed, still loads and gives every sample the same outcome on this host.
+/// existed, still loads and gives every sample it was made with the same outcome on this host
+/// (`tests/contract-0.1.0/samples/`, the examples' samples as they were then).
 #[test]
 fn the_examples_built_against_contract_0_1_give_the_same_outcomes() {
-    every_sample_gives_its_documented_outcome(contract_0_1_build);
-    for example in EXAMPLES {
+    for example in CONTRACT_0_1_EXAMPLES {
+        let samples = contract_0_1_dir().join("samples").join(example);
+        let output = telehook_test(&samples, &contract_0_1_build(example));
+        assert!(
+            output.status.success(),
+            "{example}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
         let output = telehook(&[
             "check",
             contract_0_1_build(example).to_str().expect("UTF-8"),
@@ -120,18 +83,70 @@ fn the_examples_built_against_contract_0_1_give_the_same_outcomes() {
     }
 }
 
-/// An example's component as built against contract 0.1.0 (`tests/contract-0.1.0/`).
+/// The parsers built and uploaded against contract 0.1.0 (`tests/contract-0.1.0/`).
+const CONTRACT_0_1_EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
+
+fn contract_0_1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract-0.1.0")
+}
+
+/// An example's component as built against contract 0.1.0.
 fn contract_0_1_build(example: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/contract-0.1.0")
-        .join(format!("{}.wasm", example.replace('-', "_")))
+    contract_0_1_dir().join(format!("{}.wasm", example.replace('-', "_")))
+}
+
+/// A sample whose expected outcome is wrong fails `telehook test` with exit code 6, a table
+/// that says which, and a diff of the expected and the actual outcome.
+#[test]
+fn telehook_test_shows_a_diff_for_each_failing_sample() {
+    let samples = parser_dir("generic-json").join("samples");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for name in ["incoming-call.request.json", "incoming-call.expected.json"] {
+        fs::copy(samples.join(name), dir.path().join(name)).expect("copy a sample");
+    }
+    fs::copy(
+        samples.join("liveness-check.request.json"),
+        dir.path().join("wrong.request.json"),
+    )
+    .expect("copy a sample");
+    fs::write(
+        dir.path().join("wrong.expected.json"),
+        r#"{"event": null, "call_record": null, "response": {"status": 418, "headers": []}}"#,
+    )
+    .expect("write");
+    let output = telehook_test(dir.path(), Path::new(GENERIC_JSON));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(6), "{report}{}", stderr(&output));
+    assert!(report.contains("incoming-call  pass\n"), "{report}");
+    assert!(report.contains("wrong          FAIL\n"), "{report}");
+    assert!(report.contains("--- expected\n+++ actual\n"), "{report}");
+    assert!(report.contains("-    \"status\": 418,"), "{report}");
+    assert!(report.ends_with("1 passed, 1 failed\n"), "{report}");
+}
+
+/// `telehook run ... | head` when `head` has gone: no panic, no complaint, success.
+#[test]
+fn run_into_a_closed_pipe_exits_quietly() {
+    let request = parser_dir("generic-json").join("samples/incoming-call.request.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telehook"))
+        .args(["run", "--module", GENERIC_JSON, "--request"])
+        .arg(&request)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the telehook binary runs");
+    // The reader goes away before the parser has even loaded.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it ends");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
 }
 
 #[test]
-fn check_accepts_every_example() {
-    for example in EXAMPLES {
-        let output = telehook(&["check", component(example)]);
-        assert!(output.status.success(), "{example}: {}", stderr(&output));
+fn check_accepts_every_parser() {
+    for (parser, _) in PARSERS {
+        let output = telehook(&["check", component(parser)]);
+        assert!(output.status.success(), "{parser}: {}", stderr(&output));
         assert!(String::from_utf8_lossy(&output.stdout).ends_with("fits the parser contract\n"));
     }
 }
@@ -181,7 +196,8 @@ fn componentize_makes_a_core_module_a_parser() {
 
     let refused = telehook(&["componentize", HOSTILE, "--output", component]);
     assert!(
-        stderr(&refused).contains("is not a core module built against the parser contract"),
+        stderr(&refused)
+            .contains("hostile.wasm: not a core module built against the parser contract"),
         "{}",
         stderr(&refused)
     );
@@ -314,7 +330,7 @@ fn run_names_what_is_wrong_with_a_request_file() {
 
 /// `telehook run` of the Zadarma example on its signed `NOTIFY_START` sample.
 fn run_zadarma_notify_start(settings: &[&str]) -> Output {
-    let request = telehook_test_artifacts::example_dir("zadarma")
+    let request = parser_dir("zadarma")
         .join("samples")
         .join("notify-start.request.json");
     let mut args = vec![

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Reply, Server, data_dir, happen, scripted_integration, scripted_server};
-use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, ZADARMA, component, example_dir};
+use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, ZADARMA, component, parser_dir};
 
 /// The samples of an example: (request file JSON, expected outcome JSON).
 fn samples(example: &str) -> Vec<(String, Value, Value)> {
-    let dir = example_dir(example).join("samples");
+    let dir = parser_dir(example).join("samples");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("samples")
         .map(|entry| entry.expect("readable").path())
@@ -44,7 +44,7 @@ fn samples(example: &str) -> Vec<(String, Value, Value)> {
 }
 
 fn settings(example: &str) -> Value {
-    std::fs::read_to_string(example_dir(example).join("samples/settings.json"))
+    std::fs::read_to_string(parser_dir(example).join("samples/settings.json"))
         .map(|text| serde_json::from_str(&text).expect("settings.json is JSON"))
         .unwrap_or_else(|_| json!({}))
 }

@@ -31,17 +31,24 @@
 //! - [`request`]: read the provider's request (case-insensitive headers, query, form and JSON
 //!   bodies);
 //! - [`outcome`]: build the event, call record and response to return;
+//! - [`phone`]: numbers as providers send them (SIP URIs, withheld callers) made into what the
+//!   host accepts, and E.164;
 //! - [`settings`] and [`log`]: the only two things the host grants a parser;
-//! - [`verify`]: the primitives providers' signatures are built from (HMAC, base64, hex,
-//!   constant-time comparison).
+//! - [`crypto`]: the primitives providers' signatures are built from (SHA digests, HMAC,
+//!   Ed25519, HS256 JWTs, base64, base64url, hex, constant-time comparison);
+//! - [`testing`]: a harness that runs a parser natively in `cargo test`, with settings, the
+//!   log and the host's validation.
 
 #![cfg_attr(not(test), deny(missing_docs))]
 
+pub mod crypto;
 pub mod log;
 pub mod outcome;
+pub mod phone;
 pub mod request;
 pub mod settings;
-pub mod verify;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod heap;
@@ -57,7 +64,9 @@ pub mod bindings {
     #![allow(missing_docs, clippy::too_many_arguments)]
     wit_bindgen::generate!({
         world: "parser",
-        path: "../wit",
+        path: "wit",
+        // Tests compare what parsers return.
+        additional_derives: [PartialEq, Eq],
         pub_export_macro: true,
         export_macro_name: "__export_parser_world",
         default_bindings_module: "telehook_guest::bindings",
@@ -83,7 +92,7 @@ pub trait Parser {
 pub mod prelude {
     pub use crate::{
         CallRecord, Direction, Disposition, EventType, Form, ParseError, ParseResult, Parser,
-        Request, Response, TelephonyEvent, log, settings, verify,
+        Request, Response, TelephonyEvent, crypto, log, phone, settings,
     };
 }
 

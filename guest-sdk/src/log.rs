@@ -3,26 +3,35 @@
 //! The host keeps a bounded number of lines per invocation and drops the rest, so log what
 //! explains a decision, not every field of every request.
 
-use crate::bindings::telehook::parser::host::{self, LogLevel};
+pub use crate::bindings::telehook::parser::host::LogLevel;
+
+/// Writes a line at `level`: to the host's invocation log, or in a native `cargo test` to the
+/// [`testing`](crate::testing) harness.
+pub fn write(level: LogLevel, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    crate::bindings::telehook::parser::host::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::log(level, message);
+}
 
 /// Logs detail that is only useful while developing a parser.
 pub fn debug(message: &str) {
-    host::log(LogLevel::Debug, message);
+    write(LogLevel::Debug, message);
 }
 
 /// Logs a normal decision, such as ignoring an event the platform does not need.
 pub fn info(message: &str) {
-    host::log(LogLevel::Info, message);
+    write(LogLevel::Info, message);
 }
 
 /// Logs something suspicious that did not stop the parse.
 pub fn warn(message: &str) {
-    host::log(LogLevel::Warn, message);
+    write(LogLevel::Warn, message);
 }
 
 /// Logs why a request was refused.
 pub fn error(message: &str) {
-    host::log(LogLevel::Error, message);
+    write(LogLevel::Error, message);
 }
 
 /// Sends a panic's message to the log, where the host finds it to say why the parser failed.

@@ -2,9 +2,10 @@
 //! response.
 //!
 //! Constructors take the fields the platform requires; optional fields are added with `with_*`
-//! methods. The host validates the result (see the host's README), so these builders do not
-//! repeat its checks; an empty extension passed to `with_*_ext` is dropped, because the
-//! contract says "leave empty" and the host wants such a field absent.
+//! methods. The host validates the result; [`ParseResult::validate`] runs the same rules (the
+//! `telehook-outcome` crate both share), so a parser's unit test finds what the host would
+//! refuse. An empty extension passed to `with_*_ext` is dropped, because the contract says
+//! "leave empty" and the host wants such a field absent.
 
 use crate::{
     CallRecord, Direction, Disposition, EventType, ParseError, ParseResult, Response,
@@ -176,6 +177,14 @@ impl Response {
             .with_body(body.to_string().into_bytes())
     }
 
+    /// An XML response: TwiML for Twilio's voice URL, Plivo XML for its answer URL. The
+    /// document is the parser's; [`xml_escape`] makes text safe inside it.
+    pub fn xml(status: u16, document: impl Into<String>) -> Self {
+        Self::new(status)
+            .with_header("content-type", "application/xml; charset=utf-8")
+            .with_body(document.into().into_bytes())
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -233,6 +242,50 @@ impl ParseResult {
         self
     }
 
+    /// Checks the result against the rules the host applies to every result, in the host's
+    /// own words; the host would refuse a result that fails here.
+    pub fn validate(&self) -> Result<(), telehook_outcome::Violations> {
+        telehook_outcome::validate(&self.to_outcome())
+    }
+
+    /// The result in the host's own types, as the host reads it (and as `telehook run` prints
+    /// it).
+    pub fn to_outcome(&self) -> telehook_outcome::Outcome {
+        use telehook_outcome as host;
+        let event = self.event.as_ref().map(|event| host::TelephonyEvent {
+            event: event.event.into(),
+            direction: event.direction.map(Into::into),
+            disposition: event.disposition.into(),
+            src_phone: event.src_phone.clone(),
+            src_phone_ext: event.src_phone_ext.clone(),
+            dst_phone: event.dst_phone.clone(),
+            dst_phone_ext: event.dst_phone_ext.clone(),
+            call_id: event.call_id.clone(),
+        });
+        let call_record = self.call_record.as_ref().map(|record| host::CallRecord {
+            direction: record.direction.map(Into::into),
+            disposition: record.disposition.into(),
+            src_phone: record.src_phone.clone(),
+            src_phone_ext: record.src_phone_ext.clone(),
+            dst_phone: record.dst_phone.clone(),
+            dst_phone_ext: record.dst_phone_ext.clone(),
+            duration: record.duration,
+            call: record.call.clone(),
+            call_id: record.call_id.clone(),
+        });
+        let response = self.response.as_ref().map(|response| host::HttpResponse {
+            status: response.status,
+            headers: response.headers.clone(),
+            body: response.body.clone(),
+        });
+        host::Outcome {
+            event,
+            call_record,
+            response,
+            delivery_id: self.delivery_id.clone(),
+        }
+    }
+
     /// Names the provider's id of this delivery, the same on each of its retries (Twilio's
     /// `i-twilio-idempotency-token` header, Telnyx's event id), so that the host stores a
     /// retried delivery once.
@@ -281,6 +334,54 @@ impl From<&str> for ParseError {
     fn from(message: &str) -> Self {
         Self::new(message)
     }
+}
+
+impl From<EventType> for telehook_outcome::EventType {
+    fn from(event: EventType) -> Self {
+        match event {
+            EventType::NotifyStart => Self::NotifyStart,
+            EventType::NotifyAnswer => Self::NotifyAnswer,
+            EventType::NotifyEnd => Self::NotifyEnd,
+        }
+    }
+}
+
+impl From<Direction> for telehook_outcome::Direction {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::In => Self::In,
+            Direction::Out => Self::Out,
+            Direction::Internal => Self::Internal,
+        }
+    }
+}
+
+impl From<Disposition> for telehook_outcome::Disposition {
+    fn from(disposition: Disposition) -> Self {
+        match disposition {
+            Disposition::Unknown => Self::Unknown,
+            Disposition::Answered => Self::Answered,
+            Disposition::Busy => Self::Busy,
+            Disposition::Cancel => Self::Cancel,
+            Disposition::NoAnswer => Self::NoAnswer,
+        }
+    }
+}
+
+/// Escapes text for an XML element or attribute (`&`, `<`, `>`, `"`, `'`).
+pub fn xml_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            _ => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 fn non_empty(value: String) -> Option<String> {
@@ -336,6 +437,33 @@ mod tests {
         assert_eq!(ParseError::forbidden("stale").status, Some(403));
         let result = ParseResult::empty().with_delivery_id("");
         assert_eq!(result.delivery_id, None);
+    }
+
+    #[test]
+    fn validate_applies_the_hosts_rules() {
+        let event = TelephonyEvent::new(EventType::NotifyStart, Direction::Out, "101", "+7916")
+            .with_src_phone_ext("101");
+        let violations = ParseResult::with_event(event).validate().unwrap_err();
+        assert_eq!(violations.0.len(), 1);
+        assert_eq!(violations.0[0].field, "event.src_phone_ext");
+        let fine = TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+7916", "101");
+        assert!(ParseResult::with_event(fine).validate().is_ok());
+        let bad_header = Response::text(200, "ok").with_header("content-length", "2");
+        assert!(ParseResult::with_response(bad_header).validate().is_err());
+    }
+
+    #[test]
+    fn xml_responses_escape_their_text() {
+        let say = format!(
+            "<Response><Say>{}</Say></Response>",
+            xml_escape("Tom & \"Jerry\" <3")
+        );
+        assert_eq!(
+            say,
+            "<Response><Say>Tom &amp; &quot;Jerry&quot; &lt;3</Say></Response>"
+        );
+        let response = Response::xml(200, say);
+        assert_eq!(response.headers[0].1, "application/xml; charset=utf-8");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! Providers and proxies disagree on header-name case, so every name lookup here ignores ASCII
 //! case. Bodies are parsed on demand: a parser pays only for the format its provider uses.
+//! Providers that let the admin choose `GET` or `POST` (Twilio, Plivo, Exotel) send the same
+//! parameters in the query or in a form body; [`Request::params`] reads either.
 
 use serde::de::DeserializeOwned;
 
@@ -45,6 +47,38 @@ impl Request {
         Form::parse(&self.body)
     }
 
+    /// The request's parameters wherever the provider put them: the form body's fields first,
+    /// then the query's, so that one parser serves a callback configured as `GET` or `POST`.
+    pub fn params(&self) -> Form {
+        let mut pairs = self.form().pairs;
+        pairs.extend(self.query.iter().cloned());
+        Form { pairs }
+    }
+
+    /// The receive time in whole Unix seconds, the clock signatures' timestamps are checked
+    /// against.
+    pub fn received_at_secs(&self) -> i64 {
+        i64::try_from(self.received_at_ms / 1000).unwrap_or(i64::MAX)
+    }
+
+    /// Refuses a request whose signed timestamp (Unix seconds) is more than `tolerance_secs`
+    /// away from the receive time, either way: a replayed capture is stale, and a timestamp
+    /// from the future is forged. `403`, naming both times.
+    pub fn require_fresh(
+        &self,
+        timestamp_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), ParseError> {
+        let now = self.received_at_secs();
+        if now.abs_diff(timestamp_secs) > tolerance_secs.unsigned_abs() {
+            return Err(ParseError::forbidden(format!(
+                "the request's timestamp {timestamp_secs} is more than {tolerance_secs} s from \
+                 its receive time {now}: stale or replayed"
+            )));
+        }
+        Ok(())
+    }
+
     /// The body deserialized from JSON into any serde type (or `serde_json::Value`).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ParseError> {
         serde_json::from_slice(&self.body)
@@ -86,6 +120,33 @@ impl Form {
     /// Every pair, in the order they were sent (signature schemes often need them all).
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
+    }
+
+    /// The fields nested under `name` in PHP's bracket notation, with the prefix taken off:
+    /// Bitrix24 posts `data[CALL_ID]=...&auth[application_token]=...`, so
+    /// `form.section("data").get("CALL_ID")` reads the first, and deeper levels stay
+    /// bracketed (`data[A][B]` is `A[B]` in the section, its own `section("A")`).
+    pub fn section(&self, name: &str) -> Form {
+        let pairs = self
+            .pairs
+            .iter()
+            .filter_map(|(key, value)| {
+                let rest = key.strip_prefix(name)?.strip_prefix('[')?;
+                let (inner, deeper) = rest.split_once(']')?;
+                Some((format!("{inner}{deeper}"), value.clone()))
+            })
+            .collect();
+        Form { pairs }
+    }
+
+    /// A field that carries a JSON document (Mango Office posts its events as `json=...`),
+    /// deserialized into any serde type; the error names the field.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, ParseError> {
+        serde_json::from_str(self.require(name)?).map_err(|err| {
+            ParseError::new(format!(
+                "the form field `{name}` is not the expected JSON: {err}"
+            ))
+        })
     }
 }
 
@@ -142,6 +203,58 @@ mod tests {
             form.require("type").unwrap_err().message,
             "the form field `type` is missing"
         );
+    }
+
+    #[test]
+    fn params_come_from_the_form_then_the_query() {
+        let request = request(&[], "CallSid=CA1&a=2");
+        let params = request.params();
+        assert_eq!(params.get("CallSid"), Some("CA1"));
+        assert_eq!(params.get("a"), Some("2"));
+        assert_eq!(params.get("zd_echo"), Some("42"));
+    }
+
+    #[test]
+    fn php_sections_strip_their_prefix() {
+        let form = Form::parse(
+            b"event=ONEXTERNALCALLSTART&data%5BCALL_ID%5D=ext.1&data%5BPHONE%5D%5B0%5D=%2B7&auth%5Bapplication_token%5D=t0k&database=x",
+        );
+        let data = form.section("data");
+        assert_eq!(data.get("CALL_ID"), Some("ext.1"));
+        assert_eq!(data.section("PHONE").get("0"), Some("+7"));
+        assert_eq!(form.section("auth").get("application_token"), Some("t0k"));
+        assert_eq!(form.section("data").get("database"), None);
+        assert_eq!(form.section("dat").pairs().len(), 0);
+    }
+
+    #[test]
+    fn a_json_field_is_read_or_named_in_the_error() {
+        let form = Form::parse(b"vpbx_api_key=k&json=%7B%22call_state%22%3A%22Appeared%22%7D");
+        let event: serde_json::Value = form.json("json").expect("JSON");
+        assert_eq!(event["call_state"], "Appeared");
+        let err = Form::parse(b"json=%7Bnot")
+            .json::<serde_json::Value>("json")
+            .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the form field `json` is not the expected JSON")
+        );
+        let err = Form::parse(b"")
+            .json::<serde_json::Value>("json")
+            .unwrap_err();
+        assert_eq!(err.message, "the form field `json` is missing");
+    }
+
+    #[test]
+    fn stale_and_future_timestamps_are_refused() {
+        let request = request(&[], "");
+        let now = request.received_at_secs();
+        assert_eq!(now, 1_796_119_200);
+        assert!(request.require_fresh(now - 300, 300).is_ok());
+        assert!(request.require_fresh(now + 300, 300).is_ok());
+        let stale = request.require_fresh(now - 301, 300).unwrap_err();
+        assert_eq!(stale.status, Some(403));
+        assert!(request.require_fresh(now + 301, 300).is_err());
     }
 
     #[test]

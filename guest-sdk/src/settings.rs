@@ -1,11 +1,16 @@
 //! The integration's settings, filled in by an admin (API keys, the provider's API secret).
+//!
+//! Built for WebAssembly they come from the host; in a native `cargo test` from the
+//! [`testing`](crate::testing) harness.
 
 use crate::ParseError;
-use crate::bindings::telehook::parser::host;
 
 /// Reads a setting; `None` when the admin has not set it.
 pub fn get(key: &str) -> Option<String> {
-    host::get_setting(key)
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::telehook::parser::host::get_setting(key);
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::testing::setting(key);
 }
 
 /// Reads a setting the parser cannot work without, naming it in the error when it is missing.

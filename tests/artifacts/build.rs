@@ -1,5 +1,6 @@
-//! Compiles every guest crate (`examples/*` and `tests/guests/*`) to a WebAssembly component and
-//! generates a constant with the path of each, so that tests run what the sources say today.
+//! Compiles every guest crate (`catalog/*`, `examples/*` and `tests/guests/*`) to a WebAssembly
+//! component and generates a constant with the path of each, so that tests run what the sources
+//! say today, and a table of the parsers (the catalog's and the examples') with their folders.
 //!
 //! A guest is built for `wasm32-unknown-unknown` and made a component here (`wit-component`),
 //! the way the SDK recommends: such a parser imports nothing but the contract. A guest that
@@ -22,12 +23,19 @@ use std::process::Command;
 
 const DEFAULT_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "guest";
-const GUEST_DIRS: &[&str] = &["examples", "tests/guests"];
+const GUEST_DIRS: &[&str] = &["catalog", "examples", "tests/guests"];
+/// The folders whose guests are parsers a tenant uses, each with its samples, rather than
+/// guests made to test the host.
+const PARSER_DIRS: &[&str] = &["catalog", "examples"];
 
 /// A guest crate and the targets it is built for, its main one first.
 struct Guest {
     name: String,
     targets: Vec<String>,
+    /// Its folder.
+    dir: PathBuf,
+    /// Whether it is a parser of the catalog or the examples (see [`PARSER_DIRS`]).
+    is_parser: bool,
     /// The manifest of a guest that is a workspace of its own (one that cannot be built for
     /// the host, so stays out of the host's workspace); `None` for a member of ours.
     own_workspace: Option<PathBuf>,
@@ -39,13 +47,14 @@ fn main() {
     let target_dir = workspace.join("target/guests");
 
     let mut guests = Vec::new();
-    for dir in GUEST_DIRS {
-        let dir = workspace.join(dir);
+    for dir_name in GUEST_DIRS {
+        let dir = workspace.join(dir_name);
         println!("cargo:rerun-if-changed={}", dir.display());
-        guests.extend(guests_in(&dir));
+        guests.extend(guests_in(&dir, PARSER_DIRS.contains(dir_name)));
     }
     for input in [
         "guest-sdk",
+        "crates/outcome",
         "wit",
         "Cargo.toml",
         "Cargo.lock",
@@ -114,6 +123,14 @@ fn main() {
         }
     }
     code.push_str(&table);
+    code.push_str("];\n");
+    code.push_str(
+        "/// Every parser of the catalog and the examples, by crate name, with its folder.\npub const PARSERS: &[(&str, &str)] = &[\n",
+    );
+    for guest in guests.iter().filter(|guest| guest.is_parser) {
+        writeln!(code, "    ({:?}, {:?}),", guest.name, guest.dir.display())
+            .expect("writing to a String");
+    }
     code.push_str("];\n");
     let generated = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::write(generated.join("guests.rs"), code).expect("OUT_DIR is writable");
@@ -188,7 +205,7 @@ fn target_suffix(target: &str) -> String {
 
 /// The guest crates directly under `dir` (each folder is named after its crate), with the
 /// targets their manifests ask for.
-fn guests_in(dir: &Path) -> Vec<Guest> {
+fn guests_in(dir: &Path, is_parser: bool) -> Vec<Guest> {
     let mut guests: Vec<Guest> = fs::read_dir(dir)
         .expect("the guest folder exists")
         .filter_map(Result::ok)
@@ -197,6 +214,8 @@ fn guests_in(dir: &Path) -> Vec<Guest> {
             let manifest = read_manifest(&entry.path().join("Cargo.toml"));
             Guest {
                 name: entry.file_name().to_string_lossy().into_owned(),
+                dir: entry.path(),
+                is_parser,
                 targets: targets_of(&manifest),
                 own_workspace: manifest
                     .contains_key("workspace")

@@ -1,7 +1,7 @@
 //! Project automation, so that the README's quick start is two commands on a fresh machine.
 //!
-//! - `cargo xtask demo`: build the example parsers from source, start `telehook serve` on its
-//!   embedded default, register the examples through the admin API, send every sample request
+//! - `cargo xtask demo`: build the parsers from source, start `telehook serve` on its
+//!   embedded default, register the demo's parsers through the admin API, send every sample request
 //!   over HTTP and show the answers, the logged events, the calls, and the call updates the
 //!   platform's live stream brought.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
@@ -203,7 +203,6 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
 }
 
 fn demo(root: &Path) -> Result<()> {
-    let examples = examples(root)?;
     let components = build_guests(root)?;
     run(Command::new(cargo())
         .current_dir(root)
@@ -234,8 +233,8 @@ fn demo(root: &Path) -> Result<()> {
             }
         },
     )?;
-    for example in &examples {
-        let samples = root.join("examples").join(example).join("samples");
+    for example in DEMO_PARSERS {
+        let samples = parser_dir(root, example).join("samples");
         let module = components.join(format!("{}.wasm", example.replace('-', "_")));
         let webhook = server.register("demo", example, &module, &settings(&samples)?)?;
         // The samples' operators, bound to users, so that the calls name whom they notify.
@@ -364,15 +363,18 @@ fn settings(samples: &Path) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
-/// Every crate under `examples/`; each folder is named after its crate.
-fn examples(root: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("examples"))?
-        .filter_map(Result::ok)
-        .filter(|entry| entry.path().join("Cargo.toml").exists())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
+/// The parsers the demo registers: the documentation's example and two providers of the
+/// catalog, enough to show every kind of outcome without a screenful per provider.
+const DEMO_PARSERS: &[&str] = &["generic-json", "gravitel", "zadarma"];
+
+/// A parser's folder: in `catalog/` or in `examples/`, each named after its crate.
+fn parser_dir(root: &Path, name: &str) -> PathBuf {
+    let catalog = root.join("catalog").join(name);
+    if catalog.exists() {
+        catalog
+    } else {
+        root.join("examples").join(name)
+    }
 }
 
 fn requests_in(samples: &Path) -> Result<Vec<PathBuf>> {

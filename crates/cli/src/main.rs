@@ -5,9 +5,12 @@
 //! - `telehook serve`: the multi-tenant webhook server with its admin API;
 //! - `telehook check PARSER.wasm`: does this component fit the contract?
 //! - `telehook run --module PARSER.wasm --request REQUEST.json [--setting KEY=VALUE]...`: run
-//!   the parser on one request and print the validated outcome as JSON.
+//!   the parser on one request and print the validated outcome as JSON;
+//! - `telehook test DIR`: run every sample of a parser and print which pass.
 
+mod build;
 mod config;
+mod samples;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +42,8 @@ mod exit {
     pub const CRASHED: u8 = 4;
     /// The parser returned a result that breaks the contract's rules.
     pub const INVALID: u8 = 5;
+    /// `telehook test`: at least one sample did not give its expected outcome.
+    pub const SAMPLES_FAILED: u8 = 6;
 }
 
 /// Runs tenant-written WebAssembly parsers for telephony webhooks.
@@ -96,6 +101,22 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
         now: Option<std::time::SystemTime>,
     },
+    /// Run every sample of a parser (`DIR/samples/NAME.request.json` against
+    /// `NAME.expected.json`, with `settings.json`) and print a table of pass and fail, with a
+    /// diff for each failure; exits non-zero when any fails.
+    Test {
+        /// The parser's crate, or any folder of samples.
+        dir: PathBuf,
+        /// The parser component (.wasm); without it, the crate in DIR is built with cargo.
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// A setting that replaces or adds to `settings.json`'s, e.g. `api_secret=...`.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+        /// The receive time of every sample (RFC 3339), over each request file's own.
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+        now: Option<std::time::SystemTime>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -131,26 +152,20 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Check { module } => {
             load(&Runtime::new(Limits::default())?, &module)?;
-            println!("{}: fits the parser contract", module.display());
+            say(format_args!(
+                "{}: fits the parser contract\n",
+                module.display()
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Componentize { module, output } => {
             let bytes = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
-            // The contract's types travel in the module's `component-type` custom section,
-            // which wit-bindgen (the SDK) put there.
-            let component = wit_component::ComponentEncoder::default()
-                .module(&bytes)
-                .and_then(|encoder| encoder.validate(true).encode())
-                .with_context(|| {
-                    format!(
-                        "{} is not a core module built against the parser contract",
-                        module.display()
-                    )
-                })?;
+            let component =
+                build::componentize(&bytes).with_context(|| format!("in {}", module.display()))?;
             std::fs::write(&output, component)
                 .with_context(|| format!("cannot write {}", output.display()))?;
-            println!("{}: written", output.display());
+            say(format_args!("{}: written\n", output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile {
@@ -200,7 +215,10 @@ fn run(command: Command) -> Result<ExitCode> {
             print_log(&invocation.log);
             match invocation.result {
                 Ok(outcome) => {
-                    println!("{}", serde_json::to_string_pretty(&outcome)?);
+                    say(format_args!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&outcome)?
+                    ))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(err) => {
@@ -208,6 +226,34 @@ fn run(command: Command) -> Result<ExitCode> {
                     Ok(ExitCode::from(exit_code(&err)))
                 }
             }
+        }
+        Command::Test {
+            dir,
+            module,
+            settings,
+            now,
+        } => {
+            let runtime = Runtime::new(Limits::default())?;
+            let parser = match module {
+                Some(module) => load(&runtime, &module)?,
+                None => runtime
+                    .load(&build::crate_component(&dir)?)
+                    .with_context(|| {
+                        format!("the parser built from {} is not usable", dir.display())
+                    })?,
+            };
+            let folder = samples::folder(&dir);
+            let mut all_settings = samples::settings(&folder)?;
+            all_settings.extend(settings);
+            let verdicts = samples::run_all(&parser, &folder, &all_settings, now)?;
+            say(samples::report(&verdicts))?;
+            Ok(
+                if verdicts.iter().all(|verdict| verdict.failure.is_none()) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(exit::SAMPLES_FAILED)
+                },
+            )
         }
     }
 }
@@ -238,13 +284,16 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         },
     })
     .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
-    println!("telehook listening on {url}");
-    println!("data directory: {}", config.data_dir.display());
+    say(format_args!("telehook listening on {url}\n"))?;
+    say(format_args!(
+        "data directory: {}\n",
+        config.data_dir.display()
+    ))?;
     if first_start {
-        println!(
-            "admin token (also in the data directory): {}",
+        say(format_args!(
+            "admin token (also in the data directory): {}\n",
             service.admin_token()
-        );
+        ))?;
     }
     http::serve(listener, Arc::new(service), config.http, shutdown_signal()).await?;
     Ok(())
@@ -301,6 +350,19 @@ fn print_log(log: &InvocationLog) {
     }
     if log.dropped > 0 {
         eprintln!("parser log: {} more lines dropped", log.dropped);
+    }
+}
+
+/// Writes to stdout. A reader that went away (`telehook run ... | head`) is not an error: the
+/// command goes on quietly, as Unix tools do, instead of panicking as `println!` would.
+fn say(text: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err).context("cannot write to stdout")
+        }
+        _ => Ok(()),
     }
 }
 

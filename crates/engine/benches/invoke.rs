@@ -154,7 +154,7 @@ fn stages(c: &mut Criterion) {
 
 /// A sample of an example: its request file and the settings it was made with.
 fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
-    let samples = telehook_test_artifacts::example_dir(example).join("samples");
+    let samples = telehook_test_artifacts::parser_dir(example).join("samples");
     let text = std::fs::read_to_string(samples.join(format!("{name}.request.json")))
         .expect("the sample exists");
     let request = WebhookRequest::from_json(&text).expect("samples are valid request files");

@@ -50,13 +50,15 @@ pub mod error;
 pub mod invoke;
 pub mod limits;
 pub mod log;
-pub mod outcome;
 pub mod parser;
 pub mod request;
 pub mod runtime;
 pub mod sandbox;
 mod streams;
-pub mod validate;
+
+/// What a parser returns and the rules it must follow: a crate of their own
+/// (`telehook-outcome`), because the guest SDK checks a parser's results with the same rules.
+pub use telehook_outcome::{outcome, validate};
 
 /// The README's Rust examples (embedding the engine; a parser written with the SDK), compiled as
 /// doctests so that what a newcomer copies builds.

@@ -102,7 +102,9 @@ impl WebhookRequest {
     /// `{"method", "url", "headers": {"Name": "value"}, "body": "text"}`, with `body_base64`
     /// instead of `body` for binary bodies. `url` is a path and query, or the whole URL the
     /// provider called (`https://hooks.example.com/hooks/...`); optional `route_suffix` and
-    /// `received_at` (RFC 3339) give what the server would, for a replay of a capture.
+    /// `received_at` (RFC 3339) give what the server would, for a replay of a capture, and
+    /// `source` says where a sample was taken from (a documentation page, an SDK's test),
+    /// which the request itself does not carry.
     pub fn from_json(json: &str) -> Result<Self, RequestError> {
         let file: RequestFile = serde_json::from_str(json).map_err(RequestError::Json)?;
         let body = match (file.body, file.body_base64) {
@@ -145,6 +147,9 @@ struct RequestFile {
     body_base64: Option<String>,
     route_suffix: Option<String>,
     received_at: Option<String>,
+    /// Where the sample comes from; read so that it is allowed, and otherwise ignored.
+    #[serde(rename = "source")]
+    _source: Option<String>,
 }
 
 /// The path and query of a request file's `url`: the path itself, or what follows the

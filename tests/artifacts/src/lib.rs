@@ -1,5 +1,6 @@
 //! Paths of the guest components built from source for telehook's tests: one constant per
-//! crate in `examples/` and `tests/guests/`, named after the crate (`GENERIC_JSON`, `HOSTILE`).
+//! crate in `catalog/`, `examples/` and `tests/guests/`, named after the crate (`GENERIC_JSON`,
+//! `HOSTILE`), and [`PARSERS`], the catalog's and the examples' parsers with their folders.
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
@@ -15,9 +16,14 @@ pub fn component(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no guest crate named `{name}`"))
 }
 
-/// The folder of an example crate, where its `samples/` live.
-pub fn example_dir(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
+/// The folder of a parser of the catalog or the examples, where its `samples/` live.
+///
+/// # Panics
+/// When no parser has that name.
+pub fn parser_dir(name: &str) -> std::path::PathBuf {
+    PARSERS
+        .iter()
+        .find(|(parser, _)| *parser == name)
+        .map(|(_, dir)| std::path::PathBuf::from(dir))
+        .unwrap_or_else(|| panic!("no parser crate named `{name}`"))
 }

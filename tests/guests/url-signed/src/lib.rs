@@ -30,8 +30,8 @@ impl Parser for UrlSigned {
             signed.push_str(value);
         }
         let expected =
-            verify::base64_encode(&verify::hmac_sha1(token.as_bytes(), signed.as_bytes()));
-        if !verify::constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+            crypto::base64_encode(&crypto::hmac_sha1(token.as_bytes(), signed.as_bytes()));
+        if !crypto::constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
             return Err(ParseError::forbidden(format!(
                 "the signature does not match {}",
                 request.url

@@ -65,7 +65,7 @@ fn token_is_valid(form: &Form) -> bool {
         None => true,
         Some(expected) => form
             .get(CRM_TOKEN)
-            .is_some_and(|sent| verify::constant_time_eq(sent.as_bytes(), expected.as_bytes())),
+            .is_some_and(|sent| crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())),
     }
 }
 

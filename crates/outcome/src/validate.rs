@@ -207,20 +207,8 @@ impl Checker {
     }
 
     fn phone(&mut self, field: String, phone: &str, max_len: usize) {
-        if phone.is_empty() {
-            self.fail(field, "must not be empty");
-        } else if phone.len() > max_len {
-            self.fail(field, too_long(phone.len(), max_len));
-        } else if let Some(bad) = phone
-            .chars()
-            .find(|&c| !c.is_ascii_alphanumeric() && !PHONE_CHARS.contains(c))
-        {
-            self.fail(
-                field,
-                format!("contains {bad:?}; allowed are ASCII letters, digits and {PHONE_CHARS:?}"),
-            );
-        } else if phone.starts_with(' ') || phone.ends_with(' ') {
-            self.fail(field, "must not start or end with a space");
+        if let Err(rule) = check_phone(phone, max_len) {
+            self.fail(field, rule);
         }
     }
 
@@ -295,6 +283,28 @@ impl Checker {
                 format!("contains {bad:?}; allowed are visible ASCII, space and tab (no CR/LF)"),
             );
         }
+    }
+}
+
+/// The rule for a phone number or an extension of at most `max_len` bytes
+/// ([`MAX_PHONE_LEN`], [`MAX_EXTENSION_LEN`]); the error says what is wrong. Public so that the
+/// guest SDK checks numbers with the host's own words.
+pub fn check_phone(phone: &str, max_len: usize) -> Result<(), String> {
+    if phone.is_empty() {
+        Err("must not be empty".into())
+    } else if phone.len() > max_len {
+        Err(too_long(phone.len(), max_len))
+    } else if let Some(bad) = phone
+        .chars()
+        .find(|&c| !c.is_ascii_alphanumeric() && !PHONE_CHARS.contains(c))
+    {
+        Err(format!(
+            "contains {bad:?}; allowed are ASCII letters, digits and {PHONE_CHARS:?}"
+        ))
+    } else if phone.starts_with(' ') || phone.ends_with(' ') {
+        Err("must not start or end with a space".into())
+    } else {
+        Ok(())
     }
 }
 

@@ -93,9 +93,9 @@ fn signature_is_valid(secret: &str, form: &Form, fields: &[&str], signature: Opt
         .iter()
         .map(|field| form.get(field).unwrap_or_default())
         .collect();
-    let digest = verify::hmac_sha1(secret.as_bytes(), signed.as_bytes());
-    let expected = verify::base64_encode(verify::hex_encode(&digest).as_bytes());
-    verify::constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
+    let digest = crypto::hmac_sha1(secret.as_bytes(), signed.as_bytes());
+    let expected = crypto::base64_encode(crypto::hex_encode(&digest).as_bytes());
+    crypto::constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
 }
 
 /// Turns a verified call notification into the platform's event and, for recorded calls,
