@@ -61,38 +61,44 @@ fn every_parser_passes_its_samples() {
     assert!(PARSERS.len() >= 3);
 }
 
-/// The versioning policy's promise: a parser built against contract 0.1.0, before 0.2.0
-/// existed, still loads and gives every sample it was made with the same outcome on this host
-/// (`tests/contract-0.1.0/samples/`, the examples' samples as they were then).
+/// The versioning policy's promise: a parser built against an older contract (0.1.0 before
+/// 0.2.0 existed, 0.2.0 before 0.3.0) still loads and gives every sample it was made with the
+/// same outcome on this host (`tests/contract-0.1.0/samples/`, the examples' samples as they
+/// were then).
 #[test]
-fn the_examples_built_against_contract_0_1_give_the_same_outcomes() {
-    for example in CONTRACT_0_1_EXAMPLES {
-        let samples = contract_0_1_dir().join("samples").join(example);
-        let output = telehook_test(&samples, &contract_0_1_build(example));
-        assert!(
-            output.status.success(),
-            "{example}:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(&output)
-        );
-        let output = telehook(&[
-            "check",
-            contract_0_1_build(example).to_str().expect("UTF-8"),
-        ]);
-        assert!(output.status.success(), "{example}: {}", stderr(&output));
+fn the_examples_built_against_older_contracts_give_the_same_outcomes() {
+    for version in OLDER_CONTRACTS {
+        for example in OLDER_CONTRACT_EXAMPLES {
+            let build = older_build(version, example);
+            let samples = older_contract_dir("0.1.0").join("samples").join(example);
+            let output = telehook_test(&samples, &build);
+            assert!(
+                output.status.success(),
+                "{example} built against {version}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                stderr(&output)
+            );
+            let output = telehook(&["check", build.to_str().expect("UTF-8")]);
+            assert!(output.status.success(), "{example}: {}", stderr(&output));
+        }
     }
 }
 
-/// The parsers built and uploaded against contract 0.1.0 (`tests/contract-0.1.0/`).
-const CONTRACT_0_1_EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
+/// The contract versions whose builds the repository keeps (`tests/contract-VERSION/`).
+const OLDER_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
 
-fn contract_0_1_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract-0.1.0")
+/// The parsers built and uploaded against each older contract.
+const OLDER_CONTRACT_EXAMPLES: &[&str] = &["generic-json", "gravitel", "zadarma"];
+
+fn older_contract_dir(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(format!("contract-{version}"))
 }
 
-/// An example's component as built against contract 0.1.0.
-fn contract_0_1_build(example: &str) -> PathBuf {
-    contract_0_1_dir().join(format!("{}.wasm", example.replace('-', "_")))
+/// An example's component as built against an older contract version.
+fn older_build(version: &str, example: &str) -> PathBuf {
+    older_contract_dir(version).join(format!("{}.wasm", example.replace('-', "_")))
 }
 
 /// A sample whose expected outcome is wrong fails `telehook test` with exit code 6, a table

@@ -271,11 +271,14 @@ fn settings_reach_the_parser_and_missing_ones_are_named() {
         (EventType::NotifyStart, Some(Direction::In))
     );
 
+    // A missing setting is the admin's to fix, not the provider's (contract 0.3).
     let err = invoke("setting").result.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the parser refused the request: the integration setting `phone` is not set"
+        "the integration is misconfigured (setting `phone`): the integration setting `phone` is \
+         not set"
     );
+    assert_eq!(err.kind(), "misconfigured");
 }
 
 #[test]
@@ -387,7 +390,7 @@ fn a_parser_built_against_contract_0_1_is_served_as_one() {
         .load(&std::fs::read(telehook_test_artifacts::GENERIC_JSON).expect("built"))
         .expect("loads");
     assert_eq!(old.contract(), "telehook:parser@0.1.0");
-    assert_eq!(new.contract(), "telehook:parser@0.2.0");
+    assert_eq!(new.contract(), "telehook:parser@0.3.0");
     let request = WebhookRequest::new(
         "POST",
         "/hooks/acme",

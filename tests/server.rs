@@ -15,8 +15,12 @@ use telehook_test_artifacts::{GENERIC_JSON, GRAVITEL, HOSTILE, ZADARMA, componen
 
 /// The samples of an example: (request file JSON, expected outcome JSON).
 fn samples(example: &str) -> Vec<(String, Value, Value)> {
-    let dir = parser_dir(example).join("samples");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+    samples_in(&parser_dir(example).join("samples"))
+}
+
+/// The samples in a folder: (request file name, request file JSON, expected outcome JSON).
+fn samples_in(dir: &Path) -> Vec<(String, Value, Value)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("samples")
         .map(|entry| entry.expect("readable").path())
         .filter(|path| path.to_string_lossy().ends_with(".request.json"))
@@ -44,7 +48,12 @@ fn samples(example: &str) -> Vec<(String, Value, Value)> {
 }
 
 fn settings(example: &str) -> Value {
-    std::fs::read_to_string(parser_dir(example).join("samples/settings.json"))
+    settings_in(&parser_dir(example).join("samples"))
+}
+
+/// The settings a folder's samples were made with.
+fn settings_in(samples: &Path) -> Value {
+    std::fs::read_to_string(samples.join("settings.json"))
         .map(|text| serde_json::from_str(&text).expect("settings.json is JSON"))
         .unwrap_or_else(|_| json!({}))
 }
@@ -82,13 +91,29 @@ fn sample(example: &str, name: &str) -> (Value, Value) {
 /// Sends an example's samples to the webhook and checks the provider's answer and whether an
 /// event was logged against the documented outcome.
 fn replay(server: &Server, tenant: &str, integration: &str, webhook: &str, example: &str) {
-    for (name, request, expected) in samples(example) {
+    replay_from(
+        server,
+        tenant,
+        integration,
+        webhook,
+        &parser_dir(example).join("samples"),
+    );
+}
+
+/// [`replay`] of the samples in a folder.
+fn replay_from(server: &Server, tenant: &str, integration: &str, webhook: &str, dir: &Path) {
+    let example = dir.display();
+    for (name, request, expected) in samples_in(dir) {
         let before = server.events(tenant, integration).len();
         let reply = send_request_file(server, webhook, &request);
 
-        let (status, body) = match &expected["response"] {
-            Value::Null => (200, String::new()),
-            response => (
+        let (status, body) = match (&expected["refused"], &expected["response"]) {
+            (Value::Object(refused), _) => (
+                u16::try_from(refused["status"].as_u64().expect("a status")).expect("u16"),
+                json!({"error": refused["message"]}).to_string(),
+            ),
+            (_, Value::Null) => (200, String::new()),
+            (_, response) => (
                 u16::try_from(response["status"].as_u64().expect("a status")).expect("u16"),
                 response["body"].as_str().unwrap_or("").to_owned(),
             ),
@@ -1295,19 +1320,24 @@ fn a_refusal_with_a_status_is_answered_with_it_and_counted_as_rejected() {
 }
 
 #[test]
-fn a_parser_built_against_contract_0_1_is_served_beside_one_built_against_0_2() {
-    let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract-0.1.0/zadarma.wasm");
+fn parsers_built_against_older_contracts_are_served_beside_the_current_one() {
+    let older = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests");
+    let frozen_samples = older.join("contract-0.1.0/samples/zadarma");
     let dir = data_dir();
     let server = Server::start(dir.path());
     server.tenant("acme");
-    let old_webhook = server.integration(
-        "acme",
-        "zadarma-0-1",
-        old.to_str().expect("UTF-8"),
-        settings("zadarma"),
-    );
+    for version in ["0.1.0", "0.2.0"] {
+        let build = older.join(format!("contract-{version}/zadarma.wasm"));
+        let integration = format!("zadarma-{}", version.replace('.', "-"));
+        let webhook = server.integration(
+            "acme",
+            &integration,
+            build.to_str().expect("UTF-8"),
+            settings_in(&frozen_samples),
+        );
+        replay_from(&server, "acme", &integration, &webhook, &frozen_samples);
+    }
     let new_webhook = server.integration("acme", "zadarma", ZADARMA, settings("zadarma"));
-    replay(&server, "acme", "zadarma-0-1", &old_webhook, "zadarma");
     replay(&server, "acme", "zadarma", &new_webhook, "zadarma");
 }
 
@@ -1818,4 +1848,83 @@ fn a_tenant_sees_its_own_calls_only() {
         Value::Null,
     );
     assert_eq!(other.status, 404, "{}", other.body);
+}
+
+/// A parser that finds a setting missing (contract 0.3) does not blame the provider: the
+/// provider gets `503` with `retry-after`, so it retries and loses nothing, the integration's
+/// health names the setting until a request succeeds, and the request is counted
+/// `misconfigured`, not `rejected`.
+#[test]
+fn a_missing_setting_is_the_admins_to_fix_and_the_provider_retries() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration("acme", "unset", HOSTILE, json!({}));
+    let reply = server.send("POST", &webhook, None, &[], b"setting".to_vec());
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.retry_after.as_deref(), Some("60"));
+    assert!(!reply.body.contains("phone"), "{}", reply.body);
+    assert_eq!(server.events("acme", "unset").len(), 0);
+
+    let health = "/tenants/acme/integrations/unset/health";
+    let report = server.admin("GET", health, Value::Null).json();
+    assert_eq!(report["misconfigured"]["setting"], "phone", "{report}");
+    assert_eq!(report["state"], "closed");
+    let metrics = server.send("GET", "/metrics", None, &[], Vec::new()).body;
+    assert!(
+        metrics.contains(
+            r#"telehook_webhook_requests_total{tenant="acme",integration="unset",outcome="misconfigured"} 1"#
+        ),
+        "{metrics}"
+    );
+
+    // The admin sets it; the provider's retry goes through and the health is clear again.
+    let set = server.admin(
+        "PATCH",
+        "/tenants/acme/integrations/unset/settings",
+        json!({"phone": "+79161234567"}),
+    );
+    assert!(set.status < 300, "{}", set.body);
+    let retried = server.send("POST", &webhook, None, &[], b"setting".to_vec());
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(server.events("acme", "unset").len(), 1);
+    let report = server.admin("GET", health, Value::Null).json();
+    assert_eq!(report["misconfigured"], Value::Null, "{report}");
+}
+
+/// A value the parser asks the host to hide (contract 0.3's `redact`) appears nowhere in the
+/// recent invocations: not in the body, not in the parser's own log, raw or form-encoded.
+#[test]
+fn values_a_parser_redacts_are_never_shown() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    server.tenant("acme");
+    let webhook = server.integration("acme", "careless", HOSTILE, json!({}));
+    let secret = "oauth/Token+value=42";
+    let reply = server.send(
+        "POST",
+        &webhook,
+        None,
+        &[],
+        format!("redact {secret}").into_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let invocations = server.admin(
+        "GET",
+        "/tenants/acme/integrations/careless/invocations",
+        Value::Null,
+    );
+    assert_eq!(invocations.status, 200, "{}", invocations.body);
+    assert!(
+        !invocations.body.contains("oauth/Token"),
+        "{}",
+        invocations.body
+    );
+    let listed = invocations.json();
+    let invocation = &listed[0];
+    assert_eq!(invocation["body"], "redact [redacted]", "{invocation}");
+    assert_eq!(
+        invocation["log"]["lines"][0]["message"], "the token is [redacted]",
+        "{invocation}"
+    );
 }

@@ -43,8 +43,19 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// The strict check (RFC 8032 with canonical encodings, no small-order keys), so that a
 /// signature has exactly one accepted form. `false` for a key or signature of the wrong
 /// length or encoding, as for a wrong signature: a parser has nothing to do with the
-/// difference but refuse.
+/// difference but refuse. Built for WebAssembly, the host computes it natively (contract
+/// 0.3's `verify-ed25519`): in a guest it costs several times the rest of a parse
+/// (BENCHMARKS.md); in a native test it is [`ed25519_verify_in_guest`].
 pub fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::telehook::parser::host::verify_ed25519(public_key, message, signature);
+    #[cfg(not(target_arch = "wasm32"))]
+    return ed25519_verify_in_guest(public_key, message, signature);
+}
+
+/// [`ed25519_verify`] computed by the parser itself, with `ed25519-dalek`: the same answer,
+/// without the host's import, at the guest's speed.
+pub fn ed25519_verify_in_guest(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = <[u8; 32]>::try_from(public_key) else {
         return false;
     };
@@ -135,6 +146,7 @@ mod tests {
         ))
         .expect("hex");
         assert!(ed25519_verify(&key, &[0x72], &signature));
+        assert!(ed25519_verify_in_guest(&key, &[0x72], &signature));
         assert!(!ed25519_verify(&key, &[0x73], &signature));
         let mut forged = signature.clone();
         forged[0] ^= 1;

@@ -34,6 +34,16 @@ pub fn error(message: &str) {
     write(LogLevel::Error, message);
 }
 
+/// Tells the host never to show `secret`, a value this request carries (Bitrix24's OAuth
+/// tokens in every body): it is replaced in the request the host keeps for the admin's recent
+/// invocations and in this log. Values shorter than four characters are ignored.
+pub fn redact(secret: &str) {
+    #[cfg(target_arch = "wasm32")]
+    crate::bindings::telehook::parser::host::redact(secret);
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::redact(secret);
+}
+
 /// Sends a panic's message to the log, where the host finds it to say why the parser failed.
 ///
 /// [`export_parser!`](crate::export_parser) calls it before each parse. Built for

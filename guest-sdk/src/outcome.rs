@@ -302,6 +302,17 @@ impl ParseError {
         Self {
             message: message.into(),
             status: None,
+            setting: None,
+        }
+    }
+
+    /// A refusal because the integration setting `setting` is missing or wrong: the admin's to
+    /// fix, so the host asks the provider to retry (`503`) instead of blaming its request, and
+    /// the integration's health names the setting.
+    pub fn misconfigured(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            setting: Some(setting.into()),
+            ..Self::new(message)
         }
     }
 
@@ -435,6 +446,11 @@ mod tests {
         assert_eq!(ParseError::new("unreadable").status, None);
         assert_eq!(ParseError::unauthorized("bad signature").status, Some(401));
         assert_eq!(ParseError::forbidden("stale").status, Some(403));
+        let missing = ParseError::misconfigured("api_secret", "not set");
+        assert_eq!(
+            (missing.setting.as_deref(), missing.status),
+            (Some("api_secret"), None)
+        );
         let result = ParseResult::empty().with_delivery_id("");
         assert_eq!(result.delivery_id, None);
     }

@@ -13,9 +13,11 @@ pub fn get(key: &str) -> Option<String> {
     return crate::testing::setting(key);
 }
 
-/// Reads a setting the parser cannot work without, naming it in the error when it is missing.
+/// Reads a setting the parser cannot work without. When it is missing the error is the
+/// admin's, not the provider's ([`ParseError::misconfigured`]): the provider is asked to retry
+/// and the integration's health names the setting.
 pub fn require(key: &str) -> Result<String, ParseError> {
-    get(key)
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| ParseError::new(format!("the integration setting `{key}` is not set")))
+    get(key).filter(|value| !value.is_empty()).ok_or_else(|| {
+        ParseError::misconfigured(key, format!("the integration setting `{key}` is not set"))
+    })
 }

@@ -44,6 +44,7 @@ thread_local! {
 struct Session {
     settings: Vec<(String, String)>,
     log: Vec<LogLine>,
+    redacted: Vec<String>,
 }
 
 /// One line the parser logged.
@@ -78,13 +79,14 @@ impl Harness {
     pub fn parse<P: Parser>(&self, request: impl Into<Request>) -> Parsed {
         let previous = SESSION.replace(Some(Session {
             settings: self.settings.clone(),
-            log: Vec::new(),
+            ..Session::default()
         }));
         let result = P::parse(request.into());
         let session = SESSION.replace(previous).unwrap_or_default();
         Parsed {
             result,
             log: session.log,
+            redacted: session.redacted,
         }
     }
 }
@@ -97,6 +99,8 @@ pub struct Parsed {
     pub result: Result<ParseResult, ParseError>,
     /// Every line it logged, in order.
     pub log: Vec<LogLine>,
+    /// The values it asked the host never to show ([`log::redact`](crate::log::redact)).
+    pub redacted: Vec<String>,
 }
 
 impl Parsed {
@@ -240,6 +244,15 @@ pub(crate) fn setting(key: &str) -> Option<String> {
     })
 }
 
+/// Records a value to hide for the running harness.
+pub(crate) fn redact(secret: &str) {
+    SESSION.with_borrow_mut(|session| {
+        if let Some(session) = session {
+            session.redacted.push(secret.to_owned());
+        }
+    });
+}
+
 /// Records a line for the running harness; outside one, prints it to stderr.
 pub(crate) fn log(level: LogLevel, message: &str) {
     SESSION.with_borrow_mut(|session| match session {
@@ -261,6 +274,7 @@ mod tests {
     impl Parser for Echo {
         fn parse(request: Request) -> Result<ParseResult, ParseError> {
             parser_log::info(&format!("{} {}", request.method, request.path_with_query));
+            parser_log::redact("hidden-value");
             let key = settings::require("key")?;
             Ok(ParseResult::with_response(crate::Response::text(200, key)))
         }
@@ -273,12 +287,12 @@ mod tests {
             .parse::<Echo>(TestRequest::post("https://h.example.com/a/b?x=1").form(&[("a", "1")]));
         assert_eq!(parsed.log.len(), 1);
         assert_eq!(parsed.log[0].message, "POST /a/b?x=1");
+        assert_eq!(parsed.redacted, ["hidden-value"]);
         assert_eq!(parsed.outcome().response.expect("a response").body, b"v1");
         let missing = Harness::new().parse::<Echo>(TestRequest::get("https://h.example.com/"));
-        assert_eq!(
-            missing.refusal().message,
-            "the integration setting `key` is not set"
-        );
+        let refusal = missing.refusal();
+        assert_eq!(refusal.message, "the integration setting `key` is not set");
+        assert_eq!(refusal.setting.as_deref(), Some("key"));
         assert_eq!(settings::get("key"), None, "nothing leaks out of a harness");
     }
 

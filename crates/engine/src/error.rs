@@ -111,6 +111,15 @@ pub enum InvokeError {
         /// The status the provider gets: `400` unless the parser named another (401, 403, ...).
         status: u16,
     },
+    /// The parser could not do its work because an integration setting is missing or wrong
+    /// (contract 0.3): the admin's to fix, not the provider's fault.
+    #[error("the integration is misconfigured (setting `{setting}`): {message}")]
+    Misconfigured {
+        /// The setting the parser named.
+        setting: String,
+        /// The parser's message.
+        message: String,
+    },
     /// The parser ran past its time limit and was stopped.
     #[error("the parser ran longer than its limit of {} ms and was stopped", limit.as_millis())]
     Timeout {
@@ -145,6 +154,7 @@ impl InvokeError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Rejected { .. } => "rejected",
+            Self::Misconfigured { .. } => "misconfigured",
             Self::Timeout { .. } => "timeout",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::StackOverflow => "stack_overflow",

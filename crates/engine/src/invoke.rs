@@ -59,7 +59,14 @@ impl Parser {
                 .map(|()| outcome)
                 .map_err(InvokeError::Invalid),
             Ok(Ok(Err(violations))) => Err(InvokeError::Invalid(violations)),
-            Ok(Err(Refusal { message, status })) => Err(InvokeError::Rejected { message, status }),
+            Ok(Err(Refusal {
+                message,
+                setting: Some(setting),
+                ..
+            })) => Err(InvokeError::Misconfigured { setting, message }),
+            Ok(Err(Refusal {
+                message, status, ..
+            })) => Err(InvokeError::Rejected { message, status }),
             Err(err) => Err(self.classify(&err, store.data())),
         };
         let elapsed = started.elapsed();

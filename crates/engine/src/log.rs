@@ -43,7 +43,18 @@ pub struct InvocationLog {
     max_lines: usize,
     #[serde(skip)]
     max_line_bytes: usize,
+    /// Values the parser asked the host never to show (contract 0.3's `redact`), each also in
+    /// its form-encoded spelling; never serialised.
+    #[serde(skip)]
+    secrets: Vec<String>,
 }
+
+/// The most values one invocation may ask to hide; more are ignored.
+pub const MAX_REDACTIONS: usize = 64;
+/// Values shorter than this are not hidden: they would blank out ordinary text.
+pub const MIN_REDACTED_LEN: usize = 4;
+/// What a hidden value reads as.
+pub const REDACTED: &str = "[redacted]";
 
 impl InvocationLog {
     pub(crate) fn new(max_lines: usize, max_line_bytes: usize) -> Self {
@@ -53,7 +64,36 @@ impl InvocationLog {
             last_dropped_error: None,
             max_lines,
             max_line_bytes,
+            secrets: Vec::new(),
         }
+    }
+
+    /// Hides `secret` from now on: in the lines kept so far, in every later one, and in
+    /// whatever the caller passes through [`hide`](Self::hide) (the request it keeps).
+    pub(crate) fn redact(&mut self, secret: &str) {
+        if secret.len() < MIN_REDACTED_LEN || self.secrets.len() >= MAX_REDACTIONS {
+            return;
+        }
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for spelling in [secret.to_owned(), encoded] {
+            if !self.secrets.contains(&spelling) {
+                for line in &mut self.lines {
+                    line.message = line.message.replace(&spelling, REDACTED);
+                }
+                self.secrets.push(spelling);
+            }
+        }
+    }
+
+    /// `text` with every value the parser asked to hide replaced by [`REDACTED`].
+    pub fn hide(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), REDACTED);
+            }
+        }
+        text
     }
 
     /// Keeps a line if there is room, cut to the line limit on a character boundary.
@@ -61,11 +101,11 @@ impl InvocationLog {
         if self.lines.len() >= self.max_lines {
             self.dropped += 1;
             if level == LogLevel::Error {
-                self.last_dropped_error = Some(self.cut(message));
+                self.last_dropped_error = Some(self.cut(&self.hide(message)));
             }
             return;
         }
-        let message = self.cut(message);
+        let message = self.cut(&self.hide(message));
         self.lines.push(LogLine { level, message });
     }
 
@@ -110,6 +150,25 @@ mod tests {
         assert_eq!(log.lines[0].message, "shor…");
         assert_eq!(log.lines[1].message, "éé…");
         assert_eq!(log.dropped, 1);
+    }
+
+    #[test]
+    fn redacted_values_vanish_from_the_log_before_and_after() {
+        let mut log = InvocationLog::new(8, 256);
+        log.push(LogLevel::Info, "token a/b+c=d1 arrived");
+        log.redact("a/b+c=d1");
+        log.redact("abc");
+        log.push(LogLevel::Warn, "again: a/b+c=d1, encoded a%2Fb%2Bc%3Dd1");
+        assert_eq!(log.lines[0].message, "token [redacted] arrived");
+        assert_eq!(
+            log.lines[1].message,
+            "again: [redacted], encoded [redacted]"
+        );
+        assert_eq!(
+            log.hide("auth[access_token]=a%2Fb%2Bc%3Dd1&abc=1"),
+            "auth[access_token]=[redacted]&abc=1"
+        );
+        assert!(!serde_json::to_string(&log).expect("JSON").contains("a/b"));
     }
 
     #[test]

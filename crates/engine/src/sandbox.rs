@@ -168,6 +168,24 @@ impl Sandbox {
     pub(crate) fn log_line(&mut self, level: LogLevel, message: &str) {
         self.log.push(level, message);
     }
+
+    /// `redact` (0.3): a value of the request the host must never show.
+    pub(crate) fn redact(&mut self, secret: &str) {
+        self.log.redact(secret);
+    }
+
+    /// `verify-ed25519` (0.3): RFC 8032's strict verification, natively. Keys or signatures
+    /// of the wrong length or encoding are `false`, as a wrong signature is.
+    pub(crate) fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        let Ok(key) = <[u8; 32]>::try_from(public_key) else {
+            return false;
+        };
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        ed25519_dalek::VerifyingKey::from_bytes(&key)
+            .is_ok_and(|key| key.verify_strict(message, &signature).is_ok())
+    }
 }
 
 /// Enforces the memory and table limits, and remembers a refusal so that the trap that usually
@@ -310,7 +328,28 @@ pub(crate) fn import_policy(name: &str) -> ImportPolicy {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
+
+    // RFC 8032 section 7.1, TEST 2, as the SDK's own test of its guest-side check.
+    #[test]
+    fn the_hosts_ed25519_accepts_the_rfc_vector_and_nothing_else() {
+        let key = [
+            0x3d, 0x40, 0x17, 0xc3, 0xe8, 0x43, 0x89, 0x5a, 0x92, 0xb7, 0x0a, 0xa7, 0x4d, 0x1b,
+            0x7e, 0xbc, 0x9c, 0x98, 0x2c, 0xcf, 0x2e, 0xc4, 0x96, 0x8c, 0xc0, 0xcd, 0x55, 0xf1,
+            0x2a, 0xf4, 0x66, 0x0c,
+        ];
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(
+                "kqAJqfDUyrhyDoILX2QlQKKye1QWUD+Ps3YiI+vbadoIWsHkPhWZbkWPNhPQ8R2MOHsurrQwKu6wDSkWErsMAA==",
+            )
+            .expect("base64");
+        assert!(Sandbox::verify_ed25519(&key, &[0x72], &signature));
+        assert!(!Sandbox::verify_ed25519(&key, &[0x73], &signature));
+        assert!(!Sandbox::verify_ed25519(&key[..31], &[0x72], &signature));
+        assert!(!Sandbox::verify_ed25519(&key, &[0x72], &signature[..63]));
+    }
 
     #[test]
     fn imports_are_decided_by_package_and_version() {
@@ -328,6 +367,10 @@ mod tests {
         );
         assert_eq!(
             import_policy("telehook:parser/host@0.3.0"),
+            ImportPolicy::Granted
+        );
+        assert_eq!(
+            import_policy("telehook:parser/host@0.4.0"),
             ImportPolicy::OtherContractVersion
         );
         assert_eq!(

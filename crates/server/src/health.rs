@@ -60,6 +60,17 @@ pub struct Failure {
     pub message: String,
 }
 
+/// A setting the parser reported missing or wrong (contract 0.3): what the admin must fix.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingProblem {
+    /// When the parser last reported it (RFC 3339).
+    pub at: String,
+    /// The setting's key.
+    pub setting: String,
+    /// The parser's words.
+    pub message: String,
+}
+
 /// The breaker's state for the admin API.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
@@ -73,6 +84,8 @@ pub struct HealthReport {
     pub retry_in_ms: Option<u64>,
     /// The most recent failures, newest last.
     pub last_errors: Vec<Failure>,
+    /// The setting the parser last found missing or wrong, until a request succeeds.
+    pub misconfigured: Option<SettingProblem>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +101,7 @@ struct Inner {
     consecutive: u32,
     total: u64,
     last_errors: VecDeque<Failure>,
+    misconfigured: Option<SettingProblem>,
 }
 
 /// The breaker of one integration's active version.
@@ -107,6 +121,7 @@ impl Breaker {
                 consecutive: 0,
                 total: 0,
                 last_errors: VecDeque::with_capacity(LAST_ERRORS),
+                misconfigured: None,
             }),
         }
     }
@@ -140,7 +155,19 @@ impl Breaker {
         let was_open = inner.state != State::Closed;
         inner.state = State::Closed;
         inner.consecutive = 0;
+        inner.misconfigured = None;
         was_open
+    }
+
+    /// The parser found a setting missing or wrong. Not the parser's failure, so the count
+    /// that opens the breaker does not move; the health report names the setting until a
+    /// request succeeds.
+    pub fn misconfigured(&self, setting: &str, message: &str) {
+        self.inner().misconfigured = Some(SettingProblem {
+            at: now(),
+            setting: setting.to_owned(),
+            message: message.to_owned(),
+        });
     }
 
     /// The parser failed; returns true when this failure opened the breaker.
@@ -200,6 +227,7 @@ impl Breaker {
             total_failures: inner.total,
             retry_in_ms: retry_in.map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             last_errors: inner.last_errors.iter().cloned().collect(),
+            misconfigured: inner.misconfigured.clone(),
         }
     }
 }
@@ -254,6 +282,30 @@ mod tests {
         assert!(breaker.succeeded(), "the probe closed it");
         assert!(!breaker.is_open());
         assert!(breaker.allow().is_ok());
+    }
+
+    #[test]
+    fn a_missing_setting_is_reported_until_a_success_and_never_opens() {
+        let breaker = breaker(1, 60_000);
+        breaker.misconfigured(
+            "api_secret",
+            "the integration setting `api_secret` is not set",
+        );
+        breaker.misconfigured(
+            "api_secret",
+            "the integration setting `api_secret` is not set",
+        );
+        assert!(!breaker.is_open());
+        let report = breaker.report();
+        assert_eq!(
+            report
+                .misconfigured
+                .map(|problem| problem.setting)
+                .as_deref(),
+            Some("api_secret")
+        );
+        breaker.succeeded();
+        assert!(breaker.report().misconfigured.is_none());
     }
 
     #[test]

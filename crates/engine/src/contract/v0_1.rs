@@ -34,6 +34,7 @@ pub(super) fn call(
         Err(refusal) => Err(Refusal {
             message: refusal.message,
             status: DEFAULT_REFUSAL_STATUS,
+            setting: None,
         }),
     })
 }

@@ -1,20 +1,18 @@
-//! `telehook:parser@0.2.0` (`wit/parser.wit`), the current contract: the request carries the
-//! URL the provider called, the route suffix and the receive time; a refusal may name its
-//! status; a result may carry the provider's delivery id; an event and a call record may name
-//! only their call.
+//! `telehook:parser@0.2.0` (`wit/0.2.0/parser.wit`, frozen): the request carries the URL the
+//! provider called, the route suffix and the receive time; a refusal may name its status; a
+//! result may carry the provider's delivery id; an event and a call record may name only their
+//! call.
 
 use wasmtime::Store;
 use wasmtime::component::Func;
 
-use super::{Called, DEFAULT_REFUSAL_STATUS, Refusal};
-use crate::outcome::{self, Outcome};
+use super::Called;
 use crate::request::WebhookRequest;
 use crate::sandbox::Sandbox;
-use crate::validate::{Violation, Violations};
 
 wasmtime::component::bindgen!({
     world: "parser",
-    path: "../../wit",
+    path: "../../wit/0.2.0",
 });
 
 use self::telehook::parser::host;
@@ -23,10 +21,8 @@ use self::telehook::parser::types as wit;
 /// This version's package.
 pub(crate) const PACKAGE: &str = "telehook:parser@0.2.0";
 
-/// The statuses a refusal may name: the provider's request was at fault.
-const REFUSAL_STATUSES: std::ops::RangeInclusive<u16> = 400..=499;
-
 super::same_in_every_version!();
+super::same_since_0_2!();
 
 /// Calls a 0.2.0 parser's export.
 pub(super) fn call(
@@ -36,82 +32,8 @@ pub(super) fn call(
 ) -> wasmtime::Result<Called> {
     Ok(match call_export(store, func, request)? {
         Ok(result) => Ok(Ok(outcome(result))),
-        Err(refusal) => refused(refusal),
+        Err(refusal) => refused(refusal.message, refusal.status, None),
     })
-}
-
-impl From<&WebhookRequest> for wit::Request {
-    fn from(request: &WebhookRequest) -> Self {
-        Self {
-            method: request.method.clone(),
-            path_with_query: request.path_with_query.clone(),
-            query: request.query.clone(),
-            headers: request.headers.clone(),
-            body: request.body.clone(),
-            url: request.url.clone(),
-            route_suffix: request.route_suffix.clone(),
-            received_at_ms: request.received_at_ms(),
-        }
-    }
-}
-
-/// A refusal, with its status checked: a parser may not answer a refusal with a success.
-fn refused(refusal: wit::ParseError) -> Called {
-    match refusal.status {
-        Some(status) if !REFUSAL_STATUSES.contains(&status) => {
-            Ok(Err(Violations(vec![Violation {
-                field: "parse_error.status".into(),
-                rule: format!("must be 400 to 499 (the request was at fault), not {status}"),
-            }])))
-        }
-        status => Err(Refusal {
-            message: refusal.message,
-            status: status.unwrap_or(DEFAULT_REFUSAL_STATUS),
-        }),
-    }
-}
-
-/// The result in the host's types. An event or a call record that names only its call keeps
-/// its gaps: validation allows them only with a call id, and the server completes them from
-/// the call's earlier events.
-fn outcome(result: wit::ParseResult) -> Outcome {
-    Outcome {
-        event: result.event.map(Into::into),
-        call_record: result.call_record.map(Into::into),
-        response: result.response.map(Into::into),
-        delivery_id: result.delivery_id,
-    }
-}
-
-impl From<wit::TelephonyEvent> for outcome::TelephonyEvent {
-    fn from(event: wit::TelephonyEvent) -> Self {
-        Self {
-            event: event.event.into(),
-            direction: event.direction.map(Into::into),
-            disposition: event.disposition.into(),
-            src_phone: event.src_phone,
-            src_phone_ext: event.src_phone_ext,
-            dst_phone: event.dst_phone,
-            dst_phone_ext: event.dst_phone_ext,
-            call_id: event.call_id,
-        }
-    }
-}
-
-impl From<wit::CallRecord> for outcome::CallRecord {
-    fn from(record: wit::CallRecord) -> Self {
-        Self {
-            call_id: record.call_id,
-            direction: record.direction.map(Into::into),
-            disposition: record.disposition.into(),
-            src_phone: record.src_phone,
-            src_phone_ext: record.src_phone_ext,
-            dst_phone: record.dst_phone,
-            dst_phone_ext: record.dst_phone_ext,
-            duration: record.duration,
-            call: record.call,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -153,20 +75,17 @@ mod tests {
         }
     }
 
-    fn refusal(status: Option<u16>) -> wit::ParseError {
-        wit::ParseError {
-            message: "bad signature".into(),
-            status,
-        }
+    fn refusal(status: Option<u16>) -> Called {
+        refused("bad signature".into(), status, None)
     }
 
     #[test]
     fn a_refusal_gets_its_status_or_400_and_never_a_success() {
-        let forbidden = refused(refusal(Some(403)));
+        let forbidden = refusal(Some(403));
         assert_eq!(forbidden.err().map(|refusal| refusal.status), Some(403));
-        let default = refused(refusal(None));
+        let default = refusal(None);
         assert_eq!(default.err().map(|refusal| refusal.status), Some(400));
-        let Ok(Err(violations)) = refused(refusal(Some(200))) else {
+        let Ok(Err(violations)) = refusal(Some(200)) else {
             panic!("a refusal answered 200 was accepted");
         };
         assert_eq!(violations.0[0].field, "parse_error.status");

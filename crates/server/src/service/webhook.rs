@@ -50,6 +50,9 @@ fn error(status: u16, message: &str) -> HttpResponse {
     }
 }
 
+/// How long a provider is asked to wait while an admin fixes a setting.
+const MISCONFIGURED_RETRY: Duration = Duration::from_secs(60);
+
 fn retry_later(message: &str) -> HttpResponse {
     retry_after(503, message, Duration::from_secs(1))
 }
@@ -77,6 +80,10 @@ impl Service {
                 }
             }
             Err(InvokeError::Instantiate(_)) => {}
+            Err(InvokeError::Misconfigured { setting, message }) => {
+                tracing::warn!(integration = %key, setting, "the integration is misconfigured: {message}");
+                route.breaker.misconfigured(setting, message);
+            }
             Err(err) => {
                 if route.breaker.failed(err.kind(), &err.to_string()) {
                     tracing::error!(
@@ -233,7 +240,7 @@ impl Service {
         };
         let failed = matches!(
             invocation.result,
-            Err(ref err) if !matches!(err, InvokeError::Rejected { .. })
+            Err(ref err) if !matches!(err, InvokeError::Rejected { .. } | InvokeError::Misconfigured { .. })
         );
         route.cost.record(invocation.elapsed, failed);
         // The slot bounds parsers running, not events waiting for their commit: released here,
@@ -256,13 +263,17 @@ impl Service {
                 error: invocation.result.as_ref().err().map(ToString::to_string),
                 duration_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
                 method: request.method.clone(),
-                path: redact(
+                // The settings' values, and what the parser asked to hide (contract 0.3), before
+                // the body is cut: a secret cut in half would show.
+                path: invocation.log.hide(&redact(
                     &request.path_with_query,
                     route.secrets.iter().chain([&route.webhook_token]),
-                ),
-                body: redact(
-                    &cut(&request.body_lossy(), RECENT_BODY_BYTES),
-                    &route.secrets,
+                )),
+                body: cut(
+                    &invocation
+                        .log
+                        .hide(&redact(&request.body_lossy(), &route.secrets)),
+                    RECENT_BODY_BYTES,
                 ),
                 log: invocation.log,
             },
@@ -274,6 +285,12 @@ impl Service {
                 tracing::warn!(integration = %key, kind = err.kind(), "parser failed: {err}");
                 let response = match &err {
                     InvokeError::Rejected { message, status } => error(*status, message),
+                    // The admin's to fix: the provider retries later and loses nothing.
+                    InvokeError::Misconfigured { .. } => retry_after(
+                        503,
+                        "the integration is not configured completely; retry later",
+                        MISCONFIGURED_RETRY,
+                    ),
                     InvokeError::Instantiate(_) => retry_later("the host is busy; retry later"),
                     other => error(500, &other.to_string()),
                 };

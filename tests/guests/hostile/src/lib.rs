@@ -80,6 +80,14 @@ impl Parser for Hostile {
             ))),
             // A provider's delivery that names its id: the answer says when it was received, so
             // that a retry answered from the first delivery can be told from a fresh answer.
+            // A request that carries a secret: the parser logs it (as a careless one would) and
+            // asks the host to hide it.
+            other if other.starts_with("redact ") => {
+                let secret = &other["redact ".len()..];
+                log::redact(secret);
+                log::info(&format!("the token is {secret}"));
+                Ok(ParseResult::empty())
+            }
             other if other.starts_with("deliver ") => Ok(ParseResult::with_event(
                 TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+79161234567", "101")
                     .with_call_id("call-1"),
