@@ -126,6 +126,21 @@ fn replay_from(server: &Server, tenant: &str, integration: &str, webhook: &str, 
 
         let events = server.events(tenant, integration);
         let logged = expected["event"] != Value::Null || expected["call_record"] != Value::Null;
+        // An event that names only its call is completed from the call's earlier events, or
+        // held until its call's first full event arrives: what is stored is not the sample's.
+        let names_only_its_call = ["event", "call_record"]
+            .iter()
+            .any(|part| expected[part].is_object() && expected[part]["direction"].is_null());
+        if names_only_its_call {
+            assert!(events.len() <= before + 1, "{example}/{name}");
+            if let Some(last) = events.get(before) {
+                assert_eq!(
+                    last["event"]["event"], expected["event"]["event"],
+                    "{example}/{name}"
+                );
+            }
+            continue;
+        }
         assert_eq!(
             events.len(),
             before + usize::from(logged),

@@ -33,7 +33,8 @@
 //! - [`outcome`]: build the event, call record and response to return;
 //! - [`phone`]: numbers as providers send them (SIP URIs, withheld callers) made into what the
 //!   host accepts, and E.164;
-//! - [`settings`] and [`log`]: the only two things the host grants a parser;
+//! - [`time`]: providers' timestamps as Unix time;
+//! - [`settings`] and [`log`]: what the host grants a parser (and `log::redact`);
 //! - [`crypto`]: the primitives providers' signatures are built from (SHA digests, HMAC,
 //!   Ed25519, HS256 JWTs, base64, base64url, hex, constant-time comparison);
 //! - [`testing`]: a harness that runs a parser natively in `cargo test`, with settings, the
@@ -49,6 +50,7 @@ pub mod request;
 pub mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod time;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod heap;
@@ -92,7 +94,7 @@ pub trait Parser {
 pub mod prelude {
     pub use crate::{
         CallRecord, Direction, Disposition, EventType, Form, ParseError, ParseResult, Parser,
-        Request, Response, TelephonyEvent, crypto, log, phone, settings,
+        Request, Response, TelephonyEvent, crypto, log, phone, settings, time,
     };
 }
 

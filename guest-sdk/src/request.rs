@@ -110,6 +110,39 @@ impl Form {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Fields from pairs a parser gathered itself (a multipart body, JSON flattened to text),
+    /// to read them with the same helpers.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
+    /// The first value of a field, absent when the provider sent it empty or blank (many send
+    /// every field and leave the unknown ones empty).
+    pub fn non_empty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// A whole number of seconds (a duration); 0 when the field is absent or empty, an error
+    /// naming the field when it is not a number.
+    pub fn seconds(&self, name: &str) -> Result<u32, ParseError> {
+        match self.non_empty(name).map(str::trim) {
+            None => Ok(0),
+            Some(value) => value.parse().map_err(|_| {
+                ParseError::new(format!("`{name}` is not a number of seconds: {value:?}"))
+            }),
+        }
+    }
+
+    /// A number field as the platform takes it ([`phone::number`](crate::phone::number): a SIP
+    /// URI's user part, `anonymous` for a withheld caller), refused with the host's own rule
+    /// when the host would refuse it.
+    pub fn phone(&self, name: &str) -> Result<String, ParseError> {
+        let number = crate::phone::number(self.get(name).unwrap_or_default());
+        crate::phone::check(&number)
+            .map_err(|rule| ParseError::new(format!("the `{name}` number {number:?} {rule}")))?;
+        Ok(number)
+    }
+
     /// The first value of a field the provider always sends, naming it in the error when it is
     /// missing.
     pub fn require(&self, name: &str) -> Result<&str, ParseError> {
@@ -202,6 +235,34 @@ mod tests {
         assert_eq!(
             form.require("type").unwrap_err().message,
             "the form field `type` is missing"
+        );
+    }
+
+    #[test]
+    fn fields_give_numbers_phones_and_seconds() {
+        let form = Form::from_pairs(vec![
+            ("from".into(), "sip:+79161234567@pbx".into()),
+            ("to".into(), "  ".into()),
+            ("bad".into(), "+7916;ext=1".into()),
+            ("duration".into(), "42".into()),
+            ("ring".into(), "".into()),
+            ("talk".into(), "4s".into()),
+        ]);
+        assert_eq!(form.phone("from").expect("a number"), "+79161234567");
+        assert_eq!(form.phone("to").expect("withheld"), "anonymous");
+        let bad = form.phone("bad").unwrap_err();
+        assert!(
+            bad.message.starts_with("the `bad` number"),
+            "{}",
+            bad.message
+        );
+        assert_eq!(form.non_empty("to"), None);
+        assert_eq!(form.seconds("duration").expect("a number"), 42);
+        assert_eq!(form.seconds("ring").expect("empty"), 0);
+        assert_eq!(form.seconds("absent").expect("absent"), 0);
+        assert_eq!(
+            form.seconds("talk").unwrap_err().message,
+            "`talk` is not a number of seconds: \"4s\""
         );
     }
 

@@ -14,7 +14,9 @@
 //!   many-tenants benchmark (see [`tenants`]); `--http` or `--tenants` runs only that one, and
 //!   `--tenants N` registers N integrations instead of 1,000; `--delivery` runs only the
 //!   delivery benchmark (see [`delivery`]), which the full run leaves out, and `--delivery C
-//!   off|streams|endpoint|on` one configuration of it once, to profile. Results go in `BENCHMARKS.md`.
+//!   off|streams|endpoint|on` one configuration of it once, to profile; `--catalog` runs only
+//!   the invocation benchmark of every catalog parser and Ed25519's, and prints the README's
+//!   catalog table from its medians (see [`catalog`]). Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
 //! installed.
@@ -26,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
+mod catalog;
 mod delivery;
 mod load;
 mod reliability;
@@ -66,7 +69,7 @@ fn main() -> Result<()> {
             bench(&root, std::env::args().nth(2).as_deref(), integrations)
         }
         _ => bail!(
-            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery]>"
+            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog]>"
         ),
     }
 }
@@ -118,6 +121,19 @@ const BENCH_INTEGRATIONS: usize = 1000;
 
 fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
     let components = build_guests(root)?;
+    if only == Some("--catalog") {
+        run(Command::new(cargo()).current_dir(root).args([
+            "bench",
+            "--package",
+            "telehook",
+            "--bench",
+            "invoke",
+            "--",
+            "^(parsers|ed25519)/",
+        ]))?;
+        print!("\n{}", catalog::table(root)?);
+        return Ok(());
+    }
     if only == Some("--delivery") {
         run(Command::new(cargo()).current_dir(root).args([
             "build",

@@ -1,202 +1,263 @@
-//! A parser for the cloud-PBX CRM protocol of Gravitel and the other PBXs built on the same
-//! platform (the "REST API ВАТС (CRM)": the PBX posts to one CRM URL).
+//! A parser for Gravitel's cloud PBX, "REST API ВАТС (CRM)": the PBX posts every command to
+//! the one CRM URL, form-urlencoded, with the «Ключ для авторизации в вашей CRM» as
+//! `crm_token`.
 //!
-//! Every request is a form-urlencoded `POST` with a `cmd` and the `crm_token` the admin copied
-//! from the PBX's integration settings:
+//! It does what the platform's own Gravitel module does (ELMA365's help, "Интеграция с
+//! IP-телефонией через пользовательский модуль"): it refuses a body that is not
+//! `application/x-www-form-urlencoded` and an event of an unknown `type` with `400`, maps a
+//! history's `status` the same way (see [`disposition`]), and answers every other command with
+//! the default `200`. On top of that (the README lists every difference):
 //!
-//! - `cmd=event`: a call changes state. `type` is `INCOMING` (an operator's phone rings),
-//!   `OUTGOING` (an operator dials out), `ACCEPTED` (answered), `COMPLETED` (hung up after a
-//!   conversation) or `CANCELLED` (hung up before an answer); `phone` is the client's number,
-//!   `ext` the operator's extension, `telnum` the company number called, `callid` the call,
-//!   and `direction` (`in`/`out`) says which way `ACCEPTED`, `COMPLETED` and `CANCELLED` go.
-//! - `cmd=history`: a call is over. `type` is `in` or `out`, `status` its outcome (`Success`,
-//!   `missed`, `Cancel`, `Busy`, `NotAvailable`, `NotAllowed`, `NotFound`), `duration` its
-//!   length in seconds and `link` the recording, when there is one.
-//! - `cmd=contact`: the PBX asks for the client's name. This parser has no contact book, so it
-//!   answers with the empty result (an empty `200`), which the PBX reads as "unknown".
+//! - the `crm_token` is checked (`401` when missing or wrong);
+//! - events and records carry `callid` as their call id;
+//! - the phones depend on the direction, as the contract wants: `in` is client (`phone`) →
+//!   operator (`ext`, also the `src_phone_ext`), `out` is operator → client (`ext` also the
+//!   `dst_phone_ext`); an incoming call with no operator yet is client → the line called,
+//!   `diversion`;
+//! - `ACCEPTED` and `COMPLETED`/`CANCELLED` take the `direction` field when the PBX sends it,
+//!   and name only their call when it does not;
+//! - only ends carry a disposition: `ACCEPTED` is `unknown`, `COMPLETED` `answered`;
+//! - a history's duration is 0 unless the call was answered.
 //!
-//! Events become telephony events (`INCOMING`/`OUTGOING` start, `ACCEPTED` answer, `COMPLETED`
-//! end answered, `CANCELLED` end cancelled); `history` becomes a call record whose `call` is the
-//! recording link, or the call id when nothing was recorded. On incoming calls the client is
-//! `src_phone` and the operator's extension is `dst_phone` and `src_phone_ext`; on outgoing calls
-//! the operator's extension is `src_phone` and `dst_phone_ext`, and the client is `dst_phone`.
-//!
-//! When the integration setting `crm_token` is set, a request carrying another token is answered
-//! `401` and produces nothing.
+//! The protocol itself is in [`crm`], which `catalog/megafon` shares.
 
-use serde_json::json;
+mod crm;
+
+use crm::Fields;
 use telehook_guest::prelude::*;
-
-/// The setting holding the token the PBX sends with every request.
-const CRM_TOKEN: &str = "crm_token";
 
 struct Gravitel;
 
 impl Parser for Gravitel {
     fn parse(request: Request) -> Result<ParseResult, ParseError> {
-        let form = request.form();
-        let Some(command) = form.get("cmd") else {
-            return Ok(ParseResult::empty());
-        };
-        if !token_is_valid(&form) {
-            log::warn(&format!(
-                "refusing `cmd={command}`: missing or wrong crm_token"
+        if !request.is_method("GET") && crm::media_type(&request).as_deref() != Some(crm::FORM) {
+            return Err(crm::wrong_content_type(
+                &request,
+                "\"application/x-www-form-urlencoded\"",
             ));
-            return Ok(ParseResult::with_response(Response::json(
-                401,
-                &json!({"error": "missing or invalid crm_token"}),
-            )));
         }
-        match command {
-            "event" => call_event(&form).map(ParseResult::with_event),
-            "history" => call_history(&form).map(ParseResult::with_call_record),
-            "contact" => Ok(ParseResult::empty()),
+        let fields = Fields::of_form(&request);
+        crm::check_token(&fields)?;
+        match fields.get("cmd") {
+            Some("event") => crm::call_event(&fields).map(ParseResult::with_event),
+            Some("history") => history(&fields).map(ParseResult::with_call_record),
+            Some("contact") => {
+                // "Команда для получения информации о названии клиента": this parser has no
+                // contact book; the empty 200 is what the platform's module answers too.
+                log::info("`cmd=contact` answered with the default 200: no contact book here");
+                Ok(ParseResult::empty())
+            }
             other => {
-                log::info(&format!("ignoring `cmd={other}`: not a call notification"));
+                log::info(&format!(
+                    "ignoring `cmd={}`: not a call notification",
+                    other.unwrap_or_default()
+                ));
                 Ok(ParseResult::empty())
             }
         }
     }
 }
 
-/// True when no token is configured, or the request carries exactly the configured one.
-fn token_is_valid(form: &Form) -> bool {
-    match settings::get(CRM_TOKEN).filter(|token| !token.is_empty()) {
-        None => true,
-        Some(expected) => form
-            .get(CRM_TOKEN)
-            .is_some_and(|sent| crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())),
-    }
+/// A history's record: the platform module's disposition, and the `duration` ("общая
+/// длительность звонка в секундах") only for an answered call, since the contract counts the
+/// conversation and an unanswered call had none.
+fn history(fields: &Fields) -> Result<CallRecord, ParseError> {
+    let disposition = disposition(fields.get("status").unwrap_or_default());
+    let duration = match disposition {
+        Disposition::Answered => crm::seconds(fields, "duration"),
+        _ => 0,
+    };
+    crm::history_record(fields, disposition, duration)
 }
 
-fn call_event(form: &Form) -> Result<TelephonyEvent, ParseError> {
-    let (kind, direction, disposition) = match form.require("type")? {
-        "INCOMING" => (EventType::NotifyStart, Direction::In, Disposition::Unknown),
-        "OUTGOING" => (EventType::NotifyStart, Direction::Out, Disposition::Unknown),
-        "ACCEPTED" => (
-            EventType::NotifyAnswer,
-            direction(form)?,
-            Disposition::Answered,
-        ),
-        "COMPLETED" => (
-            EventType::NotifyEnd,
-            direction(form)?,
-            Disposition::Answered,
-        ),
-        "CANCELLED" => (EventType::NotifyEnd, direction(form)?, Disposition::Cancel),
-        other => {
-            return Err(ParseError::new(format!(
-                "unknown event `type`: {other:?} (expected INCOMING, OUTGOING, ACCEPTED, \
-                 COMPLETED or CANCELLED)"
-            )));
-        }
-    };
-    let parties = Parties::of(direction, form)?;
-    let event = TelephonyEvent::new(kind, direction, parties.src, parties.dst)
-        .with_disposition(disposition);
-    let event = match direction {
-        Direction::In => event.with_src_phone_ext(parties.ext),
-        _ => event.with_dst_phone_ext(parties.ext),
-    };
-    Ok(match form.get("callid") {
-        Some(call_id) if !call_id.is_empty() => event.with_call_id(call_id),
-        _ => event,
-    })
-}
-
-fn call_history(form: &Form) -> Result<CallRecord, ParseError> {
-    let direction = match form.require("type")? {
-        "in" => Direction::In,
-        "out" => Direction::Out,
-        other => {
-            return Err(ParseError::new(format!(
-                "unknown history `type`: {other:?} (expected in or out)"
-            )));
-        }
-    };
-    let duration = form.require("duration")?;
-    let duration = duration.parse().map_err(|_| {
-        ParseError::new(format!(
-            "`duration` is not a number of seconds: {duration:?}"
-        ))
-    })?;
-    let call_id = form.get("callid").filter(|id| !id.is_empty());
-    let call = form
-        .get("link")
-        .filter(|link| !link.is_empty())
-        .or(call_id)
-        .ok_or_else(|| ParseError::new("a history without `link` or `callid`"))?;
-    let parties = Parties::of(direction, form)?;
-    let record = CallRecord::new(
-        direction,
-        disposition(form.require("status")?),
-        parties.src,
-        parties.dst,
-        duration,
-        call,
-    );
-    let record = match direction {
-        Direction::In => record.with_src_phone_ext(parties.ext),
-        _ => record.with_dst_phone_ext(parties.ext),
-    };
-    Ok(match call_id {
-        Some(call_id) => record.with_call_id(call_id),
-        None => record,
-    })
-}
-
-/// The `direction` of an event that may belong to either kind of call; `in` when absent, as
-/// older PBX versions only report incoming calls' progress.
-fn direction(form: &Form) -> Result<Direction, ParseError> {
-    match form.get("direction").unwrap_or("in") {
-        "in" => Ok(Direction::In),
-        "out" => Ok(Direction::Out),
-        other => Err(ParseError::new(format!(
-            "unknown `direction`: {other:?} (expected in or out)"
-        ))),
-    }
-}
-
-/// The PBX's outcomes; the ones where nobody could be reached are "not answered".
+/// The platform module's `toCallDisposition`, case for case (Gravitel's wording from its PDF,
+/// as `maxim-oleinik/gravitel` quotes it):
+///
+/// | `status` | Gravitel's wording | disposition |
+/// |---|---|---|
+/// | `Success` | "успешный входящий/исходящий звонок" | answered |
+/// | `Busy` | "мы получили ответ Занято" | busy |
+/// | `Missed`, `missed` | "пропущенный входящий звонок" | cancel |
+/// | `NotAvailable` | "мы получили ответ Абонент недоступен" | no-answer |
+/// | `NotAllowed`, anything else | "Звонки на это направление запрещены" | unknown |
+///
+/// The module matches `Missed` only, but Gravitel's own list writes it `missed`, which the
+/// module leaves `unknown`: this parser reads both spellings as the missed call they are. Every
+/// other value is matched exactly, as the module does.
 fn disposition(status: &str) -> Disposition {
-    match status.to_ascii_lowercase().as_str() {
-        "success" => Disposition::Answered,
-        "busy" => Disposition::Busy,
-        "cancel" => Disposition::Cancel,
-        _ => Disposition::NoAnswer,
-    }
-}
-
-/// Who called whom, in the contract's terms.
-struct Parties<'a> {
-    src: &'a str,
-    dst: &'a str,
-    /// The operator's extension; empty when the PBX did not say.
-    ext: &'a str,
-}
-
-impl<'a> Parties<'a> {
-    fn of(direction: Direction, form: &'a Form) -> Result<Self, ParseError> {
-        let client = form.require("phone")?;
-        let ext = form.get("ext").unwrap_or_default();
-        Ok(match direction {
-            Direction::In if ext.is_empty() => Self {
-                src: client,
-                dst: form.require("telnum")?,
-                ext,
-            },
-            Direction::In => Self {
-                src: client,
-                dst: ext,
-                ext,
-            },
-            _ => Self {
-                src: form.require("ext")?,
-                dst: client,
-                ext,
-            },
-        })
+    match status {
+        "Success" => Disposition::Answered,
+        "Busy" => Disposition::Busy,
+        "Missed" | "missed" => Disposition::Cancel,
+        "NotAvailable" => Disposition::NoAnswer,
+        _ => Disposition::Unknown,
     }
 }
 
 telehook_guest::export_parser!(Gravitel);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telehook_guest::testing::{Harness, TestRequest};
+
+    const URL: &str = "https://hooks.example.com/hooks/t0k3n";
+    const TOKEN: &str = "7d4c0f3e-2a61-4b8e-9c55-1f0a6e3d2b97";
+
+    fn harness() -> Harness {
+        Harness::new().setting(crm::CRM_TOKEN, TOKEN)
+    }
+
+    fn post(fields: &[(&str, &str)]) -> TestRequest {
+        let mut all = vec![("crm_token", TOKEN)];
+        all.extend_from_slice(fields);
+        TestRequest::post(URL).form(&all)
+    }
+
+    fn history_with(status: &str) -> CallRecord {
+        let request = post(&[
+            ("cmd", "history"),
+            ("type", "in"),
+            ("status", status),
+            ("duration", "42"),
+            ("phone", "79161234567"),
+            ("ext", "101"),
+            ("callid", "c-1"),
+        ]);
+        let parsed = harness().parse::<Gravitel>(request);
+        parsed.outcome().call_record.expect("a record")
+    }
+
+    #[test]
+    fn statuses_map_as_the_platforms_module_maps_them() {
+        for (status, expected) in [
+            ("Success", Disposition::Answered),
+            ("Busy", Disposition::Busy),
+            ("Missed", Disposition::Cancel),
+            ("missed", Disposition::Cancel),
+            ("NotAvailable", Disposition::NoAnswer),
+            ("NotAllowed", Disposition::Unknown),
+            ("success", Disposition::Unknown),
+            ("", Disposition::Unknown),
+        ] {
+            let record = history_with(status);
+            assert_eq!(record.disposition, expected, "{status}");
+            let duration = if expected == Disposition::Answered {
+                42
+            } else {
+                0
+            };
+            assert_eq!(record.duration, duration, "{status}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_required_and_compared_exactly() {
+        let wrong = harness().parse::<Gravitel>(
+            TestRequest::post(URL).form(&[("cmd", "contact"), ("crm_token", "7D4C0F3E")]),
+        );
+        assert_eq!(wrong.redacted, ["7D4C0F3E"]);
+        assert_eq!(wrong.refusal().status, Some(401));
+        let missing = harness().parse::<Gravitel>(TestRequest::post(URL).form(&[("cmd", "x")]));
+        assert_eq!(missing.refusal().status, Some(401));
+        let unset = Harness::new().parse::<Gravitel>(post(&[("cmd", "contact")]));
+        assert_eq!(unset.refusal().setting.as_deref(), Some(crm::CRM_TOKEN));
+    }
+
+    #[test]
+    fn a_content_type_with_parameters_is_the_same_content_type() {
+        let request = TestRequest::post(URL)
+            .header(
+                "content-type",
+                "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+            )
+            .body(format!("cmd=contact&crm_token={TOKEN}"));
+        assert!(harness().parse::<Gravitel>(request).result.is_ok());
+        let json = TestRequest::post(URL).json(&serde_json::json!({"cmd": "event"}));
+        assert_eq!(
+            harness().parse::<Gravitel>(json).refusal().message,
+            "Expected Content-Type to be \"application/x-www-form-urlencoded\" (got: \
+             \"application/json\")"
+        );
+    }
+
+    #[test]
+    fn an_event_without_a_type_is_refused_like_an_unknown_one() {
+        let refusal = harness()
+            .parse::<Gravitel>(post(&[("cmd", "event"), ("callid", "c-1")]))
+            .refusal();
+        assert_eq!(
+            (refusal.status, refusal.message.as_str()),
+            (None, "Unknown event type: the event has no `type` field")
+        );
+    }
+
+    #[test]
+    fn an_operator_without_an_extension_is_named_by_telnum_then_user() {
+        let outgoing = |fields: &[(&str, &str)]| {
+            let mut all = vec![
+                ("cmd", "event"),
+                ("type", "OUTGOING"),
+                ("phone", "79031112233"),
+            ];
+            all.extend_from_slice(fields);
+            let event = harness().parse::<Gravitel>(post(&all)).outcome().event;
+            let event = event.expect("an event");
+            (event.src_phone, event.dst_phone_ext)
+        };
+        assert_eq!(
+            outgoing(&[("telnum", "74951234500"), ("user", "ivanov")]),
+            (Some("74951234500".into()), None)
+        );
+        assert_eq!(
+            outgoing(&[("user", "ivanov")]),
+            (Some("ivanov".into()), None)
+        );
+        let refusal = harness()
+            .parse::<Gravitel>(post(&[
+                ("cmd", "event"),
+                ("type", "OUTGOING"),
+                ("phone", "7"),
+            ]))
+            .refusal();
+        assert!(
+            refusal.message.contains("names no operator"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
+    fn a_cancel_by_a_group_member_leaves_the_outcome_to_the_call() {
+        let event = harness()
+            .parse::<Gravitel>(post(&[
+                ("cmd", "event"),
+                ("type", "CANCELLED"),
+                ("direction", "in"),
+                ("phone", "79161234567"),
+                ("ext", "102"),
+                ("callid", "c-1"),
+            ]))
+            .outcome()
+            .event
+            .expect("an event");
+        assert_eq!(
+            (event.event, event.disposition),
+            (EventType::NotifyEnd, Disposition::Unknown)
+        );
+        assert_eq!(event.src_phone_ext.as_deref(), Some("102"));
+    }
+
+    #[test]
+    fn durations_are_read_as_parse_int_reads_them() {
+        let fields = Fields::new(vec![
+            ("a".into(), "95".into()),
+            ("b".into(), "12.5".into()),
+            ("c".into(), "x".into()),
+        ]);
+        assert_eq!(crm::seconds(&fields, "a"), 95);
+        assert_eq!(crm::seconds(&fields, "b"), 12);
+        assert_eq!(crm::seconds(&fields, "c"), 0);
+        assert_eq!(crm::seconds(&fields, "missing"), 0);
+    }
+}

@@ -44,6 +44,8 @@ mod exit {
     pub const INVALID: u8 = 5;
     /// `telehook test`: at least one sample did not give its expected outcome.
     pub const SAMPLES_FAILED: u8 = 6;
+    /// The parser found an integration setting missing or wrong (give it with `--setting`).
+    pub const MISCONFIGURED: u8 = 7;
 }
 
 /// Runs tenant-written WebAssembly parsers for telephony webhooks.
@@ -331,6 +333,7 @@ fn load(runtime: &Runtime, path: &Path) -> Result<Parser> {
 fn exit_code(err: &InvokeError) -> u8 {
     match err {
         InvokeError::Rejected { .. } => exit::REJECTED,
+        InvokeError::Misconfigured { .. } => exit::MISCONFIGURED,
         InvokeError::Invalid(_) => exit::INVALID,
         _ => exit::CRASHED,
     }

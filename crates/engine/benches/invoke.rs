@@ -1,8 +1,9 @@
 //! One webhook through `generic-json`: a fresh instance + call + validation, side by side with
 //! the same parse done natively (serde_json into the same shape, then the same validation);
 //! then its tail latency (criterion reports medians, the target is also on the p99); then the
-//! invocation stage by stage; then one documented sample of every example parser, to see what a
-//! parser's own work adds.
+//! invocation stage by stage; then one documented sample of every parser of the catalog and the
+//! examples, to see what a parser's own work adds (the README's catalog table); then one
+//! Ed25519 check done in the guest and by the host's import, beside a parse that checks nothing.
 //!
 //! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
 
@@ -152,9 +153,9 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
-/// A sample of an example: its request file and the settings it was made with.
-fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
-    let samples = telehook_test_artifacts::parser_dir(example).join("samples");
+/// A parser's sample: its request file and the settings it was made with.
+fn sample(dir: &std::path::Path, name: &str) -> (WebhookRequest, Settings) {
+    let samples = dir.join("samples");
     let text = std::fs::read_to_string(samples.join(format!("{name}.request.json")))
         .expect("the sample exists");
     let request = WebhookRequest::from_json(&text).expect("samples are valid request files");
@@ -169,22 +170,45 @@ fn sample(example: &str, name: &str) -> (WebhookRequest, Settings) {
     (request, settings)
 }
 
-fn every_example(c: &mut Criterion) {
+/// The sample a parser is priced on: the first (by name) that gives an event, so that the
+/// figure includes the signature check and the mapping; the first one at all otherwise.
+fn representative_sample(dir: &std::path::Path) -> String {
+    let mut names: Vec<(String, bool)> = std::fs::read_dir(dir.join("samples"))
+        .expect("every parser has samples")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".expected.json")?
+                .to_owned();
+            let expected: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+            Some((name, !expected["event"].is_null()))
+        })
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .find(|(_, has_event)| *has_event)
+        .or(names.first())
+        .map(|(name, _)| name.clone())
+        .expect("every parser has samples")
+}
+
+fn every_parser(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
-    let mut group = c.benchmark_group("examples");
-    for (example, name) in [
-        ("generic-json", "incoming-call"),
-        ("gravitel", "history-incoming-recorded"),
-        ("zadarma", "notify-end-recorded"),
-        ("zadarma", "zd-echo"),
-    ] {
-        let bytes = std::fs::read(telehook_test_artifacts::component(example)).expect("built");
-        let parser = runtime.load(&bytes).expect("examples fit the contract");
-        let (request, settings) = sample(example, name);
+    let mut group = c.benchmark_group("parsers");
+    for (parser_name, dir) in telehook_test_artifacts::PARSERS {
+        let dir = std::path::Path::new(dir);
+        let bytes = std::fs::read(telehook_test_artifacts::component(parser_name)).expect("built");
+        let parser = runtime.load(&bytes).expect("parsers fit the contract");
+        let name = representative_sample(dir);
+        let (request, settings) = sample(dir, &name);
         let settings = Arc::new(settings);
         let first = parser.invoke(&request, settings.clone()).result;
-        assert!(first.is_ok(), "{example}/{name}: {first:?}");
-        group.bench_function(format!("{example}/{name}"), |b| {
+        assert!(first.is_ok(), "{parser_name}/{name}: {first:?}");
+        group.bench_function(format!("{parser_name}/{name}"), |b| {
             b.iter(|| {
                 let invocation = parser.invoke(black_box(&request), settings.clone());
                 black_box(invocation.result.is_ok())
@@ -194,5 +218,53 @@ fn every_example(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, invocation, tail_latency, stages, every_example);
+/// A Telnyx-style Ed25519 check (RFC 8032's TEST 1 key, over `timestamp|body`), verified in
+/// the guest, through the host's import (contract 0.3), and not at all.
+fn ed25519(c: &mut Criterion) {
+    let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
+    let bytes = std::fs::read(telehook_test_artifacts::ED25519_CHECK).expect("built");
+    let parser = runtime.load(&bytes).expect("fits the contract");
+    let mut settings = Settings::new();
+    settings.insert("public_key", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+    let settings = Arc::new(settings);
+    let mut group = c.benchmark_group("ed25519");
+    for mode in ["none", "guest", "host"] {
+        let request = WebhookRequest::new(
+            "POST",
+            "/hooks/telnyx",
+            [
+                ("telnyx-timestamp".to_owned(), "1796119200".to_owned()),
+                (
+                    "telnyx-signature-ed25519".to_owned(),
+                    "bdHSlSx52ccLPpQTQu1UAz18kh7JBVAKloyqZCbJoaZnNdBqLv6uUgGdk83rbghi2X72DkLB4v0B0ASUaIf3Cg=="
+                        .to_owned(),
+                ),
+                ("x-verify".to_owned(), mode.to_owned()),
+            ],
+            br#"{"data":{"event_type":"call.hangup"}}"#.to_vec(),
+        );
+        let first = parser.invoke(&request, settings.clone()).result;
+        assert!(first.is_ok(), "{mode}: {first:?}");
+        group.bench_function(mode, |b| {
+            b.iter(|| {
+                black_box(
+                    parser
+                        .invoke(black_box(&request), settings.clone())
+                        .result
+                        .is_ok(),
+                )
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    invocation,
+    tail_latency,
+    stages,
+    every_parser,
+    ed25519
+);
 criterion_main!(benches);
