@@ -13,7 +13,8 @@ struct Row {
     name: String,
     covers: String,
     samples: usize,
-    median_us: Option<f64>,
+    /// The sample the benchmark priced, and its median in microseconds.
+    measured: Option<(String, f64)>,
 }
 
 /// The Markdown table of `catalog/`, with the medians criterion stored under
@@ -49,45 +50,45 @@ pub fn table(root: &Path) -> Result<String> {
                     .ends_with(".request.json")
             })
             .count();
-        let median_us = median_us(root, &name)?;
+        let measured = measured(root, &name)?;
         rows.push(Row {
             name,
             covers,
             samples,
-            median_us,
+            measured,
         });
     }
     let mut table = String::from(
-        "| parser | what it covers | samples | invocation (median) |\n|---|---|---|---|\n",
+        "| parser | what it covers | samples | invocation (median) | priced on |\n|---|---|---|---|---|\n",
     );
     for row in rows {
-        let cost = row
-            .median_us
-            .map_or_else(|| "not measured".to_owned(), |us| format!("{us:.0} µs"));
+        let (cost, sample) = row.measured.map_or_else(
+            || ("not measured".to_owned(), String::new()),
+            |(sample, us)| (format!("{us:.0} µs"), format!("`{sample}`")),
+        );
         writeln!(
             table,
-            "| [`{0}`](catalog/{0}) | {1} | {2} | {cost} |",
-            row.name, row.covers, row.samples
+            "| [`{0}`](catalog/{0}) | {1} | {2} | {cost} | {sample} |",
+            row.name,
+            row.covers.replace('|', "\\|"),
+            row.samples
         )?;
     }
     Ok(table)
 }
 
-/// Criterion's median for the parser's benchmark (`parsers/NAME/SAMPLE`, stored as
-/// `parsers/NAME_SAMPLE`), in microseconds.
-fn median_us(root: &Path, name: &str) -> Result<Option<f64>> {
+/// The sample of the parser's benchmark (`parsers/NAME/SAMPLE`, stored as
+/// `parsers/NAME_SAMPLE`) and criterion's median for it, in microseconds.
+fn measured(root: &Path, name: &str) -> Result<Option<(String, f64)>> {
     let group = root.join("target/criterion/parsers");
     let Ok(entries) = std::fs::read_dir(&group) else {
         return Ok(None);
     };
     for entry in entries.filter_map(Result::ok) {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(&format!("{name}_"))
-        {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(sample) = file_name.strip_prefix(&format!("{name}_")) else {
             continue;
-        }
+        };
         let estimates = entry.path().join("new/estimates.json");
         let estimates: Value = serde_json::from_str(
             &std::fs::read_to_string(&estimates)
@@ -95,7 +96,7 @@ fn median_us(root: &Path, name: &str) -> Result<Option<f64>> {
         )?;
         return Ok(estimates["median"]["point_estimate"]
             .as_f64()
-            .map(|ns| ns / 1000.0));
+            .map(|ns| (sample.to_owned(), ns / 1000.0)));
     }
     Ok(None)
 }

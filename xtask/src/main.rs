@@ -4,6 +4,7 @@
 //!   embedded default, register the demo's parsers through the admin API, send every sample request
 //!   over HTTP and show the answers, the logged events, the calls, and the call updates the
 //!   platform's live stream brought.
+//! - `cargo xtask catalog`: the README's catalog table from the last `bench --catalog` run.
 //! - `cargo xtask test`: the whole test suite (which builds every guest from source).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
@@ -46,6 +47,10 @@ fn main() -> Result<()> {
         .to_path_buf();
     match task.as_str() {
         "demo" => demo(&root),
+        "catalog" => {
+            print!("{}", catalog::table(&root)?);
+            Ok(())
+        }
         "test" => test(&root),
         "reliability" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
@@ -69,7 +74,7 @@ fn main() -> Result<()> {
             bench(&root, std::env::args().nth(2).as_deref(), integrations)
         }
         _ => bail!(
-            "usage: cargo xtask <demo|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog]>"
+            "usage: cargo xtask <demo|catalog|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog]>"
         ),
     }
 }

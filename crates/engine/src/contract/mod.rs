@@ -220,10 +220,23 @@ macro_rules! same_in_every_version {
 pub(crate) use same_in_every_version;
 
 /// What 0.2.0 and every later version share, expanded in each one's module like
-/// [`same_in_every_version`]: the request (with its URL, route suffix and receive time), and
-/// results whose event or call record may name only their call.
+/// [`same_in_every_version`]: the request (with its URL, route suffix and receive time),
+/// results whose event or call record may name only their call, and the call of the export;
+/// `|refusal| SETTING` says what setting a refusal of the version names.
 macro_rules! same_since_0_2 {
-    () => {
+    (|$refusal:ident| $setting:expr) => {
+        /// Calls a parser's export with this version's types.
+        pub(super) fn call(
+            store: &mut wasmtime::Store<Sandbox>,
+            func: wasmtime::component::Func,
+            request: &crate::request::WebhookRequest,
+        ) -> wasmtime::Result<super::Called> {
+            Ok(match call_export(store, func, request)? {
+                Ok(result) => Ok(Ok(outcome(result))),
+                Err($refusal) => refused($refusal.message, $refusal.status, $setting),
+            })
+        }
+
         impl From<&crate::request::WebhookRequest> for wit::Request {
             fn from(request: &crate::request::WebhookRequest) -> Self {
                 Self {

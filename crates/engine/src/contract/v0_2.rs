@@ -3,11 +3,6 @@
 //! result may carry the provider's delivery id; an event and a call record may name only their
 //! call.
 
-use wasmtime::Store;
-use wasmtime::component::Func;
-
-use super::Called;
-use crate::request::WebhookRequest;
 use crate::sandbox::Sandbox;
 
 wasmtime::component::bindgen!({
@@ -22,25 +17,16 @@ use self::telehook::parser::types as wit;
 pub(crate) const PACKAGE: &str = "telehook:parser@0.2.0";
 
 super::same_in_every_version!();
-super::same_since_0_2!();
+super::same_since_0_2!(|refusal| None);
 
-/// Calls a 0.2.0 parser's export.
-pub(super) fn call(
-    store: &mut Store<Sandbox>,
-    func: Func,
-    request: &WebhookRequest,
-) -> wasmtime::Result<Called> {
-    Ok(match call_export(store, func, request)? {
-        Ok(result) => Ok(Ok(outcome(result))),
-        Err(refusal) => refused(refusal.message, refusal.status, None),
-    })
-}
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::contract::Called;
+    use crate::request::WebhookRequest;
 
     proptest! {
         /// Whatever arrives over HTTP becomes a contract request without panicking and

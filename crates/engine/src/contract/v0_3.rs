@@ -3,11 +3,6 @@
 //! and the host offers `redact` (values of the request never to show) and `verify-ed25519`
 //! (done natively).
 
-use wasmtime::Store;
-use wasmtime::component::Func;
-
-use super::Called;
-use crate::request::WebhookRequest;
 use crate::sandbox::Sandbox;
 
 wasmtime::component::bindgen!({
@@ -30,19 +25,8 @@ super::same_in_every_version! {
         Sandbox::verify_ed25519(&public_key, &message, &signature)
     }
 }
-super::same_since_0_2!();
+super::same_since_0_2!(|refusal| refusal.setting);
 
-/// Calls a 0.3.0 parser's export.
-pub(super) fn call(
-    store: &mut Store<Sandbox>,
-    func: Func,
-    request: &WebhookRequest,
-) -> wasmtime::Result<Called> {
-    Ok(match call_export(store, func, request)? {
-        Ok(result) => Ok(Ok(outcome(result))),
-        Err(refusal) => refused(refusal.message, refusal.status, refusal.setting),
-    })
-}
 
 #[cfg(test)]
 mod tests {
