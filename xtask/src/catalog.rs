@@ -1,5 +1,5 @@
 //! `cargo xtask bench --catalog`: the invocation benchmark of every catalog parser (and the
-//! Ed25519 comparison), then the README's catalog table made from its figures, so that the
+//! signature checks in the sandbox), then the README's catalog table made from its figures, so that the
 //! table and the benchmark cannot drift apart.
 
 use std::fmt::Write as _;

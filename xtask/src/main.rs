@@ -16,7 +16,7 @@
 //!   `--tenants N` registers N integrations instead of 1,000; `--delivery` runs only the
 //!   delivery benchmark (see [`delivery`]), which the full run leaves out, and `--delivery C
 //!   off|streams|endpoint|on` one configuration of it once, to profile; `--catalog` runs only
-//!   the invocation benchmark of every catalog parser and Ed25519's, and prints the README's
+//!   the invocation benchmark of every catalog parser and of each signature check, and prints the README's
 //!   catalog table from its medians (see [`catalog`]). Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
@@ -134,7 +134,7 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
             "--bench",
             "invoke",
             "--",
-            "^(parsers|ed25519)/",
+            "^(parsers|crypto)/",
         ]))?;
         print!("\n{}", catalog::table(root)?);
         return Ok(());

@@ -2,8 +2,9 @@
 //! the same parse done natively (serde_json into the same shape, then the same validation);
 //! then its tail latency (criterion reports medians, the target is also on the p99); then the
 //! invocation stage by stage; then one documented sample of every parser of the catalog and the
-//! examples, to see what a parser's own work adds (the README's catalog table); then one
-//! Ed25519 check done in the guest and by the host's import, beside a parse that checks nothing.
+//! examples, to see what a parser's own work adds (the README's catalog table); then each of the
+//! SDK's signature checks in the sandbox (Ed25519 in the guest and by the host's import), beside
+//! a parse that checks nothing.
 //!
 //! Run with `cargo bench -p telehook --bench invoke`; results go in BENCHMARKS.md.
 
@@ -218,42 +219,62 @@ fn every_parser(c: &mut Criterion) {
     group.finish();
 }
 
-/// A Telnyx-style Ed25519 check (RFC 8032's TEST 1 key, over `timestamp|body`), verified in
-/// the guest, through the host's import (contract 0.3), and not at all.
-fn ed25519(c: &mut Criterion) {
+/// Every signature check of the SDK inside the sandbox (`tests/guests/crypto-cost`), over a
+/// 721-byte Telnyx `call.hangup` body, beside the same parse checking nothing. The signatures
+/// were made with Python's `hashlib`, `hmac` and `cryptography` (RFC 8032's TEST 1 key), under
+/// the secret below.
+fn crypto(c: &mut Criterion) {
+    const BODY: &str = include_str!("../../../tests/guests/crypto-cost/body.json");
+    const CHECKS: [(&str, &str, &str); 8] = [
+        ("none", "x-signature", ""),
+        ("sha1", "x-signature", "IUBAjjetK/VlQE/uoUflP3ZwDEk="),
+        ("sha256", "x-signature", "+1sNVs/xysyQGhZ6zKIrIzn7kHPhCe/8cU8IDRjgr4I="),
+        ("hmac-sha1", "x-signature", "HraoU9bw5y+4g6zRzymsLMEMPeQ="),
+        ("hmac-sha256", "x-signature", "qvv5Lid5bbemQD00vr+sOT5nQX44VY+u2rine2c3HVs="),
+        (
+            "jwt-hs256",
+            "authorization",
+            concat!(
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+                ".eyJpYXQiOjE3OTYxMTkyMDAsImlzcyI6IlZvbmFnZSIsInBheWxvYWRfaGFzaCI6ImZiNWIwZDU2Y2ZmMWNhY2M5MDFhMTY3YWNjYTIyYjIzMzlmYjkwNzNlMTA5ZWZmYzcxNGYwODBkMThlMGFmODIifQ",
+                ".RgEU9JOeWjVhoZgXs45jJovAJOARKiKvT37CUFVBu8k"
+            ),
+        ),
+        (
+            "ed25519-guest",
+            "telnyx-signature-ed25519",
+            "AC9lcOSuZ3F/rF6HS94Q+Ub0AH05aKMBkrxrBGciTIfjENlJbT2TAqDpD1VEZykNTRa8Y4d2ORuPgXP1d0APAg==",
+        ),
+        (
+            "ed25519-host",
+            "telnyx-signature-ed25519",
+            "AC9lcOSuZ3F/rF6HS94Q+Ub0AH05aKMBkrxrBGciTIfjENlJbT2TAqDpD1VEZykNTRa8Y4d2ORuPgXP1d0APAg==",
+        ),
+    ];
     let runtime = Runtime::new(Limits::default()).expect("default limits are valid");
-    let bytes = std::fs::read(telehook_test_artifacts::ED25519_CHECK).expect("built");
+    let bytes = std::fs::read(telehook_test_artifacts::CRYPTO_COST).expect("built");
     let parser = runtime.load(&bytes).expect("fits the contract");
     let mut settings = Settings::new();
+    settings.insert("secret", "whsec-benchmark-secret-0123456789");
     settings.insert("public_key", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
     let settings = Arc::new(settings);
-    let mut group = c.benchmark_group("ed25519");
-    for mode in ["none", "guest", "host"] {
+    let mut group = c.benchmark_group("crypto");
+    for (check, header, signature) in CHECKS {
         let request = WebhookRequest::new(
             "POST",
             "/hooks/telnyx",
             [
+                ("x-check".to_owned(), check.to_owned()),
                 ("telnyx-timestamp".to_owned(), "1796119200".to_owned()),
-                (
-                    "telnyx-signature-ed25519".to_owned(),
-                    "bdHSlSx52ccLPpQTQu1UAz18kh7JBVAKloyqZCbJoaZnNdBqLv6uUgGdk83rbghi2X72DkLB4v0B0ASUaIf3Cg=="
-                        .to_owned(),
-                ),
-                ("x-verify".to_owned(), mode.to_owned()),
+                (header.to_owned(), signature.to_owned()),
             ],
-            br#"{"data":{"event_type":"call.hangup"}}"#.to_vec(),
-        );
+            BODY.trim_end().as_bytes().to_vec(),
+        )
+        .received_at(std::time::UNIX_EPOCH + Duration::from_secs(1_796_119_200));
         let first = parser.invoke(&request, settings.clone()).result;
-        assert!(first.is_ok(), "{mode}: {first:?}");
-        group.bench_function(mode, |b| {
-            b.iter(|| {
-                black_box(
-                    parser
-                        .invoke(black_box(&request), settings.clone())
-                        .result
-                        .is_ok(),
-                )
-            });
+        assert!(first.is_ok(), "{check}: {first:?}");
+        group.bench_function(check, |b| {
+            b.iter(|| black_box(parser.invoke(black_box(&request), settings.clone()).result.is_ok()));
         });
     }
     group.finish();
@@ -265,6 +286,6 @@ criterion_group!(
     tail_latency,
     stages,
     every_parser,
-    ed25519
+    crypto
 );
 criterion_main!(benches);
