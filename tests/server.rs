@@ -148,8 +148,10 @@ fn replay_from(server: &Server, tenant: &str, integration: &str, webhook: &str, 
         }
         // The sample's own event, and any event of its call held until this first full one.
         assert!(
-            added.iter().any(|stored| stored["event"] == expected["event"]
-                && stored["call_record"] == expected["call_record"]),
+            added
+                .iter()
+                .any(|stored| stored["event"] == expected["event"]
+                    && stored["call_record"] == expected["call_record"]),
             "{example}/{name}: stored {added:?}, expected {expected}"
         );
     }

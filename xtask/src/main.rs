@@ -5,7 +5,8 @@
 //!   over HTTP and show the answers, the logged events, the calls, and the call updates the
 //!   platform's live stream brought.
 //! - `cargo xtask catalog`: the README's catalog table from the last `bench --catalog` run.
-//! - `cargo xtask test`: the whole test suite (which builds every guest from source).
+//! - `cargo xtask test`: the whole test suite, every crate's (which builds every guest from
+//!   source).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
@@ -81,7 +82,10 @@ fn main() -> Result<()> {
 
 fn test(root: &Path) -> Result<()> {
     ensure_guest_targets()?;
-    run(Command::new(cargo()).current_dir(root).arg("test"))
+    // The whole workspace: the catalog's and the examples' own unit tests run natively too.
+    run(Command::new(cargo())
+        .current_dir(root)
+        .args(["test", "--workspace"]))
 }
 
 /// Builds every guest crate (the build script of `tests/artifacts` does it, as for the tests)

@@ -19,7 +19,6 @@ pub(crate) const PACKAGE: &str = "telehook:parser@0.2.0";
 super::same_in_every_version!();
 super::same_since_0_2!(|refusal| None);
 
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -27,7 +27,6 @@ super::same_in_every_version! {
 }
 super::same_since_0_2!(|refusal| refusal.setting);
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

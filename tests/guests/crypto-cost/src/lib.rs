@@ -15,7 +15,9 @@ impl Parser for CryptoCost {
     fn parse(request: Request) -> Result<ParseResult, ParseError> {
         let secret = settings::require("secret")?;
         let signature = request.header("x-signature").unwrap_or_default();
-        let expected = |mac: &[u8]| crypto::constant_time_eq(crypto::base64_encode(mac).as_bytes(), signature.as_bytes());
+        let expected = |mac: &[u8]| {
+            crypto::constant_time_eq(crypto::base64_encode(mac).as_bytes(), signature.as_bytes())
+        };
         let valid = match request.header("x-check").unwrap_or("none") {
             "none" => true,
             "sha1" => expected(&crypto::sha1(&request.body)),
@@ -31,7 +33,9 @@ impl Parser for CryptoCost {
                 let key = crypto::base64_decode(&settings::require("public_key")?)
                     .ok_or_else(|| ParseError::new("the key is not base64"))?;
                 let signature = crypto::base64_decode(
-                    request.header("telnyx-signature-ed25519").unwrap_or_default(),
+                    request
+                        .header("telnyx-signature-ed25519")
+                        .unwrap_or_default(),
                 )
                 .ok_or_else(|| ParseError::new("the signature is not base64"))?;
                 let mut signed = request
