@@ -71,6 +71,18 @@ impl TelephonyEvent {
         self.dst_phone_ext = non_empty(ext.into());
         self
     }
+
+    /// Sets the operator's extension where the contract wants it for the event's direction:
+    /// `src_phone_ext` (the receiving employee) on `In`, `dst_phone_ext` (the calling one) on
+    /// `Out`, nowhere on `Internal` or an event that names only its call, whose extensions are
+    /// in the phones themselves.
+    pub fn with_operator_ext(self, ext: impl Into<String>) -> Self {
+        match self.direction {
+            Some(Direction::In) => self.with_src_phone_ext(ext),
+            Some(Direction::Out) => self.with_dst_phone_ext(ext),
+            _ => self,
+        }
+    }
 }
 
 impl CallRecord {
@@ -150,6 +162,16 @@ impl CallRecord {
     pub fn with_dst_phone_ext(mut self, ext: impl Into<String>) -> Self {
         self.dst_phone_ext = non_empty(ext.into());
         self
+    }
+
+    /// Sets the operator's extension where the direction wants it, as
+    /// [`TelephonyEvent::with_operator_ext`] does.
+    pub fn with_operator_ext(self, ext: impl Into<String>) -> Self {
+        match self.direction {
+            Some(Direction::In) => self.with_src_phone_ext(ext),
+            Some(Direction::Out) => self.with_dst_phone_ext(ext),
+            _ => self,
+        }
     }
 }
 
@@ -411,6 +433,26 @@ mod tests {
         assert_eq!(event.disposition, Disposition::Unknown);
         assert_eq!(event.call_id.as_deref(), Some("c-1"));
         assert_eq!(event.src_phone_ext, None);
+    }
+
+    #[test]
+    fn the_operators_extension_goes_where_the_direction_wants_it() {
+        let incoming = TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+7916", "101")
+            .with_operator_ext("101");
+        assert_eq!(
+            (incoming.src_phone_ext.as_deref(), incoming.dst_phone_ext.as_deref()),
+            (Some("101"), None)
+        );
+        let outgoing = CallRecord::new(Direction::Out, Disposition::Busy, "101", "+7916", 0, "r")
+            .with_operator_ext("101");
+        assert_eq!(
+            (outgoing.src_phone_ext.as_deref(), outgoing.dst_phone_ext.as_deref()),
+            (None, Some("101"))
+        );
+        let internal =
+            TelephonyEvent::new(EventType::NotifyStart, Direction::Internal, "101", "102")
+                .with_operator_ext("101");
+        assert!(ParseResult::with_event(internal).validate().is_ok());
     }
 
     #[test]
