@@ -440,13 +440,19 @@ mod tests {
         let incoming = TelephonyEvent::new(EventType::NotifyStart, Direction::In, "+7916", "101")
             .with_operator_ext("101");
         assert_eq!(
-            (incoming.src_phone_ext.as_deref(), incoming.dst_phone_ext.as_deref()),
+            (
+                incoming.src_phone_ext.as_deref(),
+                incoming.dst_phone_ext.as_deref()
+            ),
             (Some("101"), None)
         );
         let outgoing = CallRecord::new(Direction::Out, Disposition::Busy, "101", "+7916", 0, "r")
             .with_operator_ext("101");
         assert_eq!(
-            (outgoing.src_phone_ext.as_deref(), outgoing.dst_phone_ext.as_deref()),
+            (
+                outgoing.src_phone_ext.as_deref(),
+                outgoing.dst_phone_ext.as_deref()
+            ),
             (None, Some("101"))
         );
         let internal =

@@ -51,10 +51,10 @@ impl Parser for Exotel {
         };
         if is_json(&request) {
             let body: Value = request.json()?;
-            return status_callback(&Fields::from_json(&body), &leg_statuses(&body), &numbers);
+            return status_callback(&json_fields(&body), &leg_statuses(&body), &numbers);
         }
-        let fields = Fields::from_form(&request.params());
-        if fields.get("CallType").is_some() {
+        let fields = trimmed(request.params().pairs().iter().cloned());
+        if fields.non_empty("CallType").is_some() {
             passthru(&fields, stage, &numbers)
         } else if request.is_method("POST") {
             status_callback(&fields, &[], &numbers)
@@ -121,15 +121,16 @@ fn is_json(request: &Request) -> bool {
 
 /// The agent pass-through (a `GET`) carries `EventType` (capitalised) or `Status` `busy` /
 /// `free`; the Passthru applet carries neither, and a StatusCallback comes as a `POST`.
-fn is_agent_pass_through(fields: &Fields) -> bool {
-    fields.get("EventType").is_some() || matches!(fields.get("Status"), Some("busy" | "free"))
+fn is_agent_pass_through(fields: &Form) -> bool {
+    fields.non_empty("EventType").is_some()
+        || matches!(fields.non_empty("Status"), Some("busy" | "free"))
 }
 
 /// A Passthru applet's request: the start of the call, or its end with the record.
-fn passthru(fields: &Fields, stage: Stage, numbers: &Numbers) -> Result<ParseResult, ParseError> {
-    let call_id = fields.require("CallSid")?;
-    let call_type = fields.get("CallType");
-    let dial_status = fields.get("DialCallStatus");
+fn passthru(fields: &Form, stage: Stage, numbers: &Numbers) -> Result<ParseResult, ParseError> {
+    let call_id = require(fields, "CallSid")?;
+    let call_type = fields.non_empty("CallType");
+    let dial_status = fields.non_empty("DialCallStatus");
     let ended = match stage {
         Stage::Start => false,
         Stage::End => true,
@@ -137,23 +138,23 @@ fn passthru(fields: &Fields, stage: Stage, numbers: &Numbers) -> Result<ParseRes
             call_type.is_some_and(|kind| kind != "call-attempt") || dial_status.is_some()
         }
     };
-    let client = fields.first(&["CallFrom", "From"]);
-    let exophone = fields.first(&["CallTo", "To"]);
+    let client = first(fields, &["CallFrom", "From"]);
+    let exophone = first(fields, &["CallTo", "To"]);
     if !ended {
         let event = incoming(EventType::NotifyStart, call_id, client, exophone, numbers);
         return Ok(ParseResult::with_event(event));
     }
     let disposition = flow_disposition(call_type, dial_status);
-    let operator = fields.get("DialWhomNumber").or(exophone);
+    let operator = fields.non_empty("DialWhomNumber").or(exophone);
     let event = incoming(EventType::NotifyEnd, call_id, client, operator, numbers)
         .with_disposition(disposition);
     // "The duration of the call (when the call was connected to an agent)" (E1); it also
     // counts the agent's ringing (E2), but it is the only length a Passthru gets.
     let duration = match disposition {
-        Disposition::Answered => seconds("DialCallDuration", fields.get("DialCallDuration"))?,
+        Disposition::Answered => fields.seconds("DialCallDuration")?,
         _ => 0,
     };
-    let call = fields.get("RecordingUrl").unwrap_or(call_id);
+    let call = fields.non_empty("RecordingUrl").unwrap_or(call_id);
     let record = CallRecord::of_event(&event, duration, call);
     Ok(ParseResult::with_event(event).and_call_record(record))
 }
@@ -187,9 +188,9 @@ fn flow_disposition(call_type: Option<&str>, dial_status: Option<&str>) -> Dispo
 /// One agent attempt of the Connect applet: its ringing starts the call for that agent, its
 /// answer answers it; its end (`Terminal`, `Status=free`) is not the end of the call, which
 /// may go on to the next agent.
-fn agent_pass_through(fields: &Fields, numbers: &Numbers) -> Result<ParseResult, ParseError> {
-    let call_id = fields.require("CallSid")?;
-    let event_type = match (fields.get("EventType"), fields.get("Status")) {
+fn agent_pass_through(fields: &Form, numbers: &Numbers) -> Result<ParseResult, ParseError> {
+    let call_id = require(fields, "CallSid")?;
+    let event_type = match (fields.non_empty("EventType"), fields.non_empty("Status")) {
         (Some(event_type), _) => event_type.to_ascii_lowercase(),
         (None, Some("busy")) => "dial".to_owned(),
         (None, _) => "terminal".to_owned(),
@@ -205,8 +206,8 @@ fn agent_pass_through(fields: &Fields, numbers: &Numbers) -> Result<ParseResult,
             return Ok(ParseResult::empty());
         }
     };
-    let client = fields.first(&["CallFrom", "From"]);
-    let agent = fields.get("DialWhomNumber");
+    let client = first(fields, &["CallFrom", "From"]);
+    let agent = fields.non_empty("DialWhomNumber");
     Ok(ParseResult::with_event(incoming(
         kind, call_id, client, agent, numbers,
     )))
@@ -237,11 +238,11 @@ fn incoming(
 /// A StatusCallback of an API call. Each `EventType` is sent once per call and Exotel retries
 /// a failed delivery up to twice, so `CallSid:EventType` is the delivery id.
 fn status_callback(
-    fields: &Fields,
+    fields: &Form,
     legs: &[String],
     numbers: &Numbers,
 ) -> Result<ParseResult, ParseError> {
-    let call_id = fields.require("CallSid")?;
+    let call_id = require(fields, "CallSid")?;
     // The default payload, without `StatusCallbackEvents`, is the terminal one.
     let event_type = fields
         .get("EventType")
@@ -265,16 +266,16 @@ fn status_callback(
 /// The end of an API call, with its record: the talk time is `ConversationDuration`, "the
 /// time From and To phone numbers were on call".
 fn terminal(
-    fields: &Fields,
+    fields: &Form,
     legs: &[String],
     call_id: &str,
     numbers: &Numbers,
 ) -> Result<ParseResult, ParseError> {
-    let talked = match fields.get("ConversationDuration") {
-        Some(text) => Some(seconds("ConversationDuration", Some(text))?),
+    let talked = match fields.non_empty("ConversationDuration") {
+        Some(_) => Some(fields.seconds("ConversationDuration")?),
         None => None,
     };
-    let disposition = api_disposition(fields.get("Status").unwrap_or_default(), talked, legs);
+    let disposition = api_disposition(fields.non_empty("Status").unwrap_or_default(), talked, legs);
     let event =
         api_event(EventType::NotifyEnd, fields, call_id, numbers).with_disposition(disposition);
     let duration = match disposition {
@@ -287,7 +288,7 @@ fn terminal(
              reported as 0; ask for StatusCallbackEvents to get it"
         ));
     }
-    let call = fields.get("RecordingUrl").unwrap_or(call_id);
+    let call = fields.non_empty("RecordingUrl").unwrap_or(call_id);
     let record = CallRecord::of_event(&event, duration, call);
     Ok(ParseResult::with_event(event).and_call_record(record))
 }
@@ -322,25 +323,18 @@ fn api_disposition(status: &str, talked: Option<u32>, legs: &[String]) -> Dispos
 /// An event of an API call. `Calls/connect` rings `From` (the agent, "attempted to be called
 /// first") and then `To` (the client): the operator calls the client. An account-wide
 /// callback may also report an `inbound` call, where `From` is the caller.
-fn api_event(kind: EventType, fields: &Fields, call_id: &str, numbers: &Numbers) -> TelephonyEvent {
-    let direction = match fields.get("Direction") {
+fn api_event(kind: EventType, fields: &Form, call_id: &str, numbers: &Numbers) -> TelephonyEvent {
+    let direction = match fields.non_empty("Direction") {
         Some("inbound") => Direction::In,
         _ => Direction::Out,
     };
-    match (fields.get("From"), fields.get("To")) {
+    match (fields.non_empty("From"), fields.non_empty("To")) {
         (Some(from), Some(to)) => {
             TelephonyEvent::new(kind, direction, numbers.phone(from), numbers.phone(to))
                 .with_call_id(call_id)
         }
         _ => TelephonyEvent::of_call(kind, call_id),
     }
-}
-
-/// A whole number of seconds, as Exotel writes it (`"45"` in a query, `45` in JSON).
-fn seconds(name: &str, text: Option<&str>) -> Result<u32, ParseError> {
-    let text = text.unwrap_or("0");
-    text.parse()
-        .map_err(|_| ParseError::new(format!("`{name}` is not a number of seconds: {text:?}")))
 }
 
 /// The `Status` of each entry of a JSON StatusCallback's `Legs` (the form encoding of `Legs`
@@ -356,18 +350,22 @@ fn leg_statuses(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Exotel's parameters by name, from a query or form, or from a JSON body's top level.
-struct Fields(Vec<(String, String)>);
+/// Exotel's parameters by name, from a query or form, or from a JSON body's top level, each
+/// value trimmed. Exotel sends empty fields (`DialWhomNumber=`) for what it does not know, so
+/// they are read with [`Form::non_empty`], which takes an empty field for an absent one.
+fn trimmed(pairs: impl IntoIterator<Item = (String, String)>) -> Form {
+    Form::from_pairs(
+        pairs
+            .into_iter()
+            .map(|(name, value)| (name, value.trim().to_owned()))
+            .collect(),
+    )
+}
 
-impl Fields {
-    fn from_form(form: &Form) -> Self {
-        Self(form.pairs().to_vec())
-    }
-
-    /// The top-level strings, numbers and booleans of a JSON object, as text.
-    fn from_json(body: &Value) -> Self {
-        let pairs = body
-            .as_object()
+/// The top-level strings, numbers and booleans of a JSON object, as text.
+fn json_fields(body: &Value) -> Form {
+    trimmed(
+        body.as_object()
             .into_iter()
             .flatten()
             .filter_map(|(name, value)| {
@@ -377,31 +375,20 @@ impl Fields {
                     _ => return None,
                 };
                 Some((name.clone(), text))
-            })
-            .collect();
-        Self(pairs)
-    }
+            }),
+    )
+}
 
-    /// The first value of a field, unless it is empty: Exotel sends empty fields
-    /// (`DialWhomNumber=`) for what it does not know.
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.trim())
-            .filter(|value| !value.is_empty())
-    }
+/// The first of several names that has a value (`CallFrom`, then the legacy `From`).
+fn first<'a>(fields: &'a Form, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|name| fields.non_empty(name))
+}
 
-    /// The first of several names that has a value (`CallFrom`, then the legacy `From`).
-    fn first(&self, names: &[&str]) -> Option<&str> {
-        names.iter().find_map(|name| self.get(name))
-    }
-
-    fn require(&self, name: &str) -> Result<&str, ParseError> {
-        self.get(name).ok_or_else(|| {
-            ParseError::new(format!("the Exotel parameter `{name}` is missing or empty"))
-        })
-    }
+/// A parameter the callback must carry with a value, named as Exotel's in the error.
+fn require<'a>(fields: &'a Form, name: &str) -> Result<&'a str, ParseError> {
+    fields.non_empty(name).ok_or_else(|| {
+        ParseError::new(format!("the Exotel parameter `{name}` is missing or empty"))
+    })
 }
 
 /// How numbers are reported: as Exotel sends them (`07799828555`, even `8039513882` without

@@ -22,30 +22,26 @@ pub const CRM_TOKEN: &str = "crm_token";
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A request's fields by name, wherever the PBX put them.
-pub struct Fields {
-    pairs: Vec<(String, String)>,
-}
+pub struct Fields(Form);
 
 impl Fields {
-    /// Fields in the order they came; the first of a repeated name wins.
-    pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
+    /// The fields of a form, in the order they came; the first of a repeated name wins.
+    pub fn new(form: Form) -> Self {
+        Self(form)
     }
 
     /// The form body's fields, then the query's: `history` may come as a `GET` ("history
     /// (GET/POST)" in ITooLabs' table of contents), with its fields in the query.
     pub fn of_form(request: &Request) -> Self {
-        Self::new(request.params().pairs().to_vec())
+        Self::new(request.params())
     }
 
     /// A field's value; an empty one counts as absent (the platform's module reads
-    /// `data.ext ?? ''`, so a PBX that sends `ext=` means "no extension").
+    /// `data.ext ?? ''`, so a PBX that sends `ext=` means "no extension"). Only an empty one:
+    /// a blank value (` `) is kept, which [`Form::non_empty`] would drop (a blank `crm_token`
+    /// would then be refused as missing rather than as wrong, a blank `ext` skipped).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
+        self.0.get(name).filter(|value| !value.is_empty())
     }
 
     /// `callid`, "уникальный id звонка, совпадает для всех связанных звонков": the whole call,

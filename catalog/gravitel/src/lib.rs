@@ -250,11 +250,11 @@ mod tests {
 
     #[test]
     fn durations_are_read_as_parse_int_reads_them() {
-        let fields = Fields::new(vec![
+        let fields = Fields::new(Form::from_pairs(vec![
             ("a".into(), "95".into()),
             ("b".into(), "12.5".into()),
             ("c".into(), "x".into()),
-        ]);
+        ]));
         assert_eq!(crm::seconds(&fields, "a"), 95);
         assert_eq!(crm::seconds(&fields, "b"), 12);
         assert_eq!(crm::seconds(&fields, "c"), 0);

@@ -83,7 +83,7 @@ fn json_fields(request: &Request) -> Result<Fields, ParseError> {
             other => Some((name, other.to_string())),
         })
         .collect();
-    Ok(Fields::new(pairs))
+    Ok(Fields::new(Form::from_pairs(pairs)))
 }
 
 /// A history's record. The conversation of an answered call is `duration` ("Общая

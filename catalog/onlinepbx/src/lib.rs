@@ -3,7 +3,7 @@
 //! onlinePBX posts one request per call event to the URL set in "Профиль > Веб-хуки", for the
 //! events the admin ticked: `call_start`, `call_answered`, `call_end` and `call_missed`. The
 //! knowledge base prints the bodies as JSON objects of strings; a third-party test posts them
-//! as form fields, so both are read (see [`Fields`]). Numbers come as strings (`"135"`).
+//! as form fields, so both are read (see [`fields_of`]). Numbers come as strings (`"135"`).
 //!
 //! | `event` | event | direction | src → dst | ext | disposition | record |
 //! |---|---|---|---|---|---|---|
@@ -43,10 +43,10 @@ impl Parser for OnlinePbx {
             log::info("a request without a body (a check of the URL?): answered 200");
             return Ok(ParseResult::empty());
         }
-        let fields = Fields::of(&request)?;
+        let fields = fields_of(&request)?;
         check_domain(&fields)?;
-        let call_id = fields.require("uuid")?;
-        match fields.require("event")? {
+        let call_id = require(&fields, "uuid")?;
+        match require(&fields, "event")? {
             "call_start" => Ok(ParseResult::with_event(
                 Call::of(&fields)?.event(EventType::NotifyStart, call_id),
             )),
@@ -84,7 +84,7 @@ fn check_token(request: &Request) -> Result<(), ParseError> {
 }
 
 /// Refuses a notification from another PBX than the `pbx_domain` setting names, when it is set.
-fn check_domain(fields: &Fields) -> Result<(), ParseError> {
+fn check_domain(fields: &Form) -> Result<(), ParseError> {
     let Some(expected) = settings::get(PBX_DOMAIN).filter(|domain| !domain.trim().is_empty())
     else {
         return Ok(());
@@ -101,7 +101,7 @@ fn check_domain(fields: &Fields) -> Result<(), ParseError> {
 }
 
 /// `call_end`: how the call ended, and its record with the conversation's length.
-fn ended(fields: &Fields, call_id: &str) -> Result<ParseResult, ParseError> {
+fn ended(fields: &Form, call_id: &str) -> Result<ParseResult, ParseError> {
     let talk = seconds(fields, "dialog_duration")?;
     let disposition = disposition(
         talk,
@@ -126,9 +126,9 @@ fn ended(fields: &Fields, call_id: &str) -> Result<ParseResult, ParseError> {
 /// `call_missed`: an incoming call nobody answered. It names neither a direction nor a callee,
 /// so the company line that was called (`gateway`) is the called number. Its record may repeat
 /// the one of a `call_end` of the same call; the host keeps a call's first record.
-fn missed(fields: &Fields, call_id: &str) -> Result<ParseResult, ParseError> {
+fn missed(fields: &Form, call_id: &str) -> Result<ParseResult, ParseError> {
     let client = phone(fields.get("caller").unwrap_or_default(), "caller")?;
-    let line = phone(fields.require("gateway")?, "gateway")?;
+    let line = phone(require(fields, "gateway")?, "gateway")?;
     let event = TelephonyEvent::new(EventType::NotifyEnd, Direction::In, client, line)
         .with_call_id(call_id)
         .with_disposition(Disposition::NoAnswer);
@@ -176,9 +176,9 @@ struct Call {
 impl Call {
     /// The parties of a `call_start`, `call_answered` or `call_end`, from `direction`, `caller`
     /// and `callee`.
-    fn of(fields: &Fields) -> Result<Self, ParseError> {
+    fn of(fields: &Form) -> Result<Self, ParseError> {
         let caller = phone(fields.get("caller").unwrap_or_default(), "caller")?;
-        let callee = phone(fields.require("callee")?, "callee")?;
+        let callee = phone(require(fields, "callee")?, "callee")?;
         let direction = match fields.get("direction").unwrap_or_default() {
             "outbound" | "outgoing" if is_extension(&callee) => Direction::Internal,
             "outbound" | "outgoing" => Direction::Out,
@@ -244,8 +244,8 @@ fn phone(raw: &str, field: &str) -> Result<String, ParseError> {
 }
 
 /// A whole number of seconds, sent as a string (`"135"`) or a number.
-fn seconds(fields: &Fields, name: &str) -> Result<u32, ParseError> {
-    let text = fields.require(name)?;
+fn seconds(fields: &Form, name: &str) -> Result<u32, ParseError> {
+    let text = require(fields, name)?;
     text.trim()
         .parse()
         .map_err(|_| ParseError::new(format!("`{name}` is not a number of seconds: {text:?}")))
@@ -254,51 +254,35 @@ fn seconds(fields: &Fields, name: &str) -> Result<u32, ParseError> {
 /// A notification's fields, whichever way it was encoded: a JSON object when the content type
 /// says JSON or the body starts with `{`, else form fields. JSON numbers and booleans become
 /// their text, so that `"135"` and `135` read alike.
-struct Fields {
-    pairs: Vec<(String, String)>,
+fn fields_of(request: &Request) -> Result<Form, ParseError> {
+    let json = request
+        .header("content-type")
+        .is_some_and(|kind| kind.to_ascii_lowercase().contains("json"))
+        || request.body.trim_ascii_start().starts_with(b"{");
+    if !json {
+        return Ok(request.form());
+    }
+    let object: serde_json::Map<String, Value> = request.json()?;
+    let pairs = object
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let text = match value {
+                Value::Null => return None,
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            Some((key, text))
+        })
+        .collect();
+    Ok(Form::from_pairs(pairs))
 }
 
-impl Fields {
-    fn of(request: &Request) -> Result<Self, ParseError> {
-        let json = request
-            .header("content-type")
-            .is_some_and(|kind| kind.to_ascii_lowercase().contains("json"))
-            || request.body.trim_ascii_start().starts_with(b"{");
-        if !json {
-            return Ok(Self {
-                pairs: request.form().pairs().to_vec(),
-            });
-        }
-        let object: serde_json::Map<String, Value> = request.json()?;
-        let pairs = object
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let text = match value {
-                    Value::Null => return None,
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                Some((key, text))
-            })
-            .collect();
-        Ok(Self { pairs })
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn non_empty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|value| !value.trim().is_empty())
-    }
-
-    fn require(&self, name: &str) -> Result<&str, ParseError> {
-        self.non_empty(name)
-            .ok_or_else(|| ParseError::new(format!("the field `{name}` is missing or empty")))
-    }
+/// A field the notification must carry with a value: unlike [`Form::require`], an empty one
+/// is refused too, and the error says so.
+fn require<'a>(fields: &'a Form, name: &str) -> Result<&'a str, ParseError> {
+    fields
+        .non_empty(name)
+        .ok_or_else(|| ParseError::new(format!("the field `{name}` is missing or empty")))
 }
 
 telehook_guest::export_parser!(OnlinePbx);

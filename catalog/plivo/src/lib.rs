@@ -245,7 +245,7 @@ fn hung_up(params: &Form) -> Result<ParseResult, ParseError> {
     let disposition = disposition(params)?;
     let event = event(EventType::NotifyEnd, params)?.with_disposition(disposition);
     let duration = match disposition {
-        Disposition::Answered => seconds(params, "Duration")?,
+        Disposition::Answered => params.seconds("Duration")?,
         _ => 0,
     };
     let record = CallRecord::of_event(&event, duration, params.require("CallUUID")?);
@@ -289,13 +289,10 @@ fn event(kind: EventType, params: &Form) -> Result<TelephonyEvent, ParseError> {
         .into_iter()
         .find_map(|field| params.get(field).filter(|uuid| !uuid.is_empty()))
         .ok_or_else(|| ParseError::new("the form field `CallUUID` is missing"))?;
-    Ok(TelephonyEvent::new(
-        kind,
-        direction,
-        phone(params, "From")?,
-        phone(params, "To")?,
+    Ok(
+        TelephonyEvent::new(kind, direction, params.phone("From")?, params.phone("To")?)
+            .with_call_id(call_id),
     )
-    .with_call_id(call_id))
 }
 
 /// How the call ended. Plivo's `CallStatus` on hangup "will be set to completed for inbound
@@ -315,7 +312,7 @@ fn disposition(params: &Form) -> Result<Disposition, ParseError> {
         "busy" => Disposition::Busy,
         "no-answer" | "timeout" | "failed" => Disposition::NoAnswer,
         "cancel" => Disposition::Cancel,
-        _ if seconds(params, "Duration")? > 0 => Disposition::Answered,
+        _ if params.seconds("Duration")? > 0 => Disposition::Answered,
         _ => unanswered(params),
     })
 }
@@ -349,28 +346,6 @@ fn unanswered(params: &Form) -> Disposition {
             "ORIGINATOR_CANCEL" => Disposition::Cancel,
             _ => Disposition::NoAnswer,
         },
-    }
-}
-
-/// A number field as the platform takes it: a SIP URI's user part, or `anonymous`.
-fn phone(params: &Form, field: &str) -> Result<String, ParseError> {
-    let number = phone::number(params.get(field).unwrap_or_default());
-    phone::check(&number)
-        .map_err(|rule| ParseError::new(format!("the `{field}` number {number:?} {rule}")))?;
-    Ok(number)
-}
-
-/// A whole number of seconds; 0 when Plivo left the field out or empty.
-fn seconds(params: &Form, field: &str) -> Result<u32, ParseError> {
-    match params
-        .get(field)
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-    {
-        None => Ok(0),
-        Some(value) => value.parse().map_err(|_| {
-            ParseError::new(format!("`{field}` is not a number of seconds: {value:?}"))
-        }),
     }
 }
 

@@ -346,7 +346,7 @@ fn recording_reference(payload: &Payload) -> Option<String> {
 /// `recording_ended_at - recording_started_at`, rounded to whole seconds; 0 when either is
 /// missing or unreadable.
 fn recording_seconds(payload: &Payload) -> u32 {
-    let at = |text: &Option<String>| text.as_deref().and_then(unix_millis);
+    let at = |text: &Option<String>| text.as_deref().and_then(time::unix_ms);
     match (
         at(&payload.recording_started_at),
         at(&payload.recording_ended_at),
@@ -359,64 +359,6 @@ fn recording_seconds(payload: &Payload) -> u32 {
             0
         }
     }
-}
-
-/// An ISO 8601 / RFC 3339 time as Telnyx writes it (`2018-02-02T22:20:27.521992Z`, or with an
-/// offset) in milliseconds since the Unix epoch.
-fn unix_millis(text: &str) -> Option<i64> {
-    let (date, time) = text.trim().split_once(['T', 't', ' '])?;
-    let mut ymd = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
-    let (clock, offset_secs) = split_offset(time)?;
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut parts = hms.splitn(3, ':').map(str::parse::<i64>);
-    let (hour, minute, second) = (
-        parts.next()?.ok()?,
-        parts.next()?.ok()?,
-        parts.next()?.ok()?,
-    );
-    let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && hour < 24
-        && minute < 60
-        && second <= 60
-        && fraction.bytes().all(|b| b.is_ascii_digit());
-    if !valid {
-        return None;
-    }
-    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_secs;
-    Some(secs * 1000 + millis)
-}
-
-/// The clock part and the offset from UTC in seconds (`Z`, `+02:00`, `-0500`).
-fn split_offset(time: &str) -> Option<(&str, i64)> {
-    if let Some(clock) = time.strip_suffix(['Z', 'z']) {
-        return Some((clock, 0));
-    }
-    let Some(at) = time.rfind(['+', '-']) else {
-        return Some((time, 0));
-    };
-    let (clock, offset) = time.split_at(at);
-    let sign = if offset.starts_with('-') { -1 } else { 1 };
-    let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 {
-        return None;
-    }
-    let hours: i64 = digits[..2].parse().ok()?;
-    let minutes: i64 = digits[2..].parse().ok()?;
-    Some((clock, sign * (hours * 3600 + minutes * 60)))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 telehook_guest::export_parser!(Telnyx);
@@ -560,18 +502,21 @@ mod tests {
 
     #[test]
     fn times_are_read_with_fractions_and_offsets() {
-        assert_eq!(unix_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(time::unix_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            unix_millis("2023-11-14T22:13:20.5Z"),
+            time::unix_ms("2023-11-14T22:13:20.5Z"),
             Some(1_700_000_000_500)
         );
         assert_eq!(
-            unix_millis("2023-11-15T00:13:20.521992+02:00"),
+            time::unix_ms("2023-11-15T00:13:20.521992+02:00"),
             Some(1_700_000_000_521)
         );
-        assert_eq!(unix_millis("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
-        assert_eq!(unix_millis("yesterday"), None);
-        assert_eq!(unix_millis("2024-13-01T00:00:00Z"), None);
+        assert_eq!(
+            time::unix_ms("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
+        assert_eq!(time::unix_ms("yesterday"), None);
+        assert_eq!(time::unix_ms("2024-13-01T00:00:00Z"), None);
     }
 
     #[test]

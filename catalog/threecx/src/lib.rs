@@ -197,8 +197,8 @@ impl Journal {
     /// The conversation: end − established when both are set, else `duration_s`, else
     /// `duration` (`hh:mm:ss`); 0 when none can be read.
     fn talk_seconds(&self) -> u32 {
-        let time = |key| self.get(key).as_deref().and_then(unix_seconds);
-        if let (Some(established), Some(end)) = (time("established_utc"), time("end_utc")) {
+        let at = |key| self.get(key).as_deref().and_then(time::unix_secs);
+        if let (Some(established), Some(end)) = (at("established_utc"), at("end_utc")) {
             return u32::try_from((end - established).max(0)).unwrap_or(u32::MAX);
         }
         let seconds = self
@@ -243,32 +243,6 @@ fn hms_seconds(text: &str) -> Option<u32> {
     Some(total)
 }
 
-/// `yyyy-MM-ddTHH:mm:ss[.fff][Z]` (the template's UTC format) in Unix seconds.
-fn unix_seconds(text: &str) -> Option<i64> {
-    let text = text.trim().trim_end_matches(['Z', 'z']);
-    let (date, time) = text.split_once(['T', ' '])?;
-    let mut date = date.split('-').map(|n| n.parse::<i64>().ok());
-    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
-    let time = time.split('.').next()?;
-    let mut time = time.split(':').map(|n| n.parse::<i64>().ok());
-    let (hour, minute, second) = (time.next()??, time.next()??, time.next()??);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 telehook_guest::export_parser!(ThreeCx);
 
 #[cfg(test)]
@@ -294,10 +268,13 @@ mod tests {
 
     #[test]
     fn utc_times_and_durations_are_read() {
-        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(unix_seconds("2026-03-11T14:28:52Z"), Some(1_773_239_332));
-        assert_eq!(unix_seconds("2024-02-29 23:59:59.123"), Some(1_709_251_199));
-        assert_eq!(unix_seconds("11.03.2026 15:28"), None);
+        assert_eq!(time::unix_secs("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(time::unix_secs("2026-03-11T14:28:52Z"), Some(1_773_239_332));
+        assert_eq!(
+            time::unix_secs("2024-02-29 23:59:59.123"),
+            Some(1_709_251_199)
+        );
+        assert_eq!(time::unix_secs("11.03.2026 15:28"), None);
         assert_eq!(hms_seconds("01:02:03"), Some(3_723));
     }
 

@@ -291,8 +291,8 @@ fn translate(params: &Form) -> Result<ParseResult, ParseError> {
     let event = TelephonyEvent::new(
         kind,
         direction(params)?,
-        phone(params, "From")?,
-        phone(params, "To")?,
+        params.phone("From")?,
+        params.phone("To")?,
     )
     .with_call_id(call_sid);
     if kind == EventType::NotifyEnd {
@@ -328,7 +328,7 @@ fn finished(event: TelephonyEvent, status: &str, params: &Form) -> Result<ParseR
     let disposition = disposition(status);
     let event = event.with_disposition(disposition);
     let duration = match disposition {
-        Disposition::Answered => seconds(params, "CallDuration")?,
+        Disposition::Answered => params.seconds("CallDuration")?,
         _ => 0,
     };
     let call = params
@@ -389,29 +389,6 @@ fn disposition(status: &str) -> Disposition {
         "canceled" => Disposition::Cancel,
         "no-answer" | "failed" => Disposition::NoAnswer,
         _ => Disposition::Unknown,
-    }
-}
-
-/// A number field as the platform takes it: a SIP URI's user part, `anonymous` for a withheld
-/// caller, `client:name` kept as it is.
-fn phone(params: &Form, field: &str) -> Result<String, ParseError> {
-    let number = phone::number(params.get(field).unwrap_or_default());
-    phone::check(&number)
-        .map_err(|rule| ParseError::new(format!("the `{field}` number {number:?} {rule}")))?;
-    Ok(number)
-}
-
-/// A whole number of seconds; 0 when Twilio left the field out or empty.
-fn seconds(params: &Form, field: &str) -> Result<u32, ParseError> {
-    match params
-        .get(field)
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-    {
-        None => Ok(0),
-        Some(value) => value.parse().map_err(|_| {
-            ParseError::new(format!("`{field}` is not a number of seconds: {value:?}"))
-        }),
     }
 }
 

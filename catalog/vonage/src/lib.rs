@@ -401,8 +401,8 @@ fn other_event(fields: &Fields) -> Result<ParseResult, ParseError> {
 /// recording that arrives after `completed` stays in the event log only.
 fn recording(fields: &Fields, url: &str) -> Result<ParseResult, ParseError> {
     let call_id = conversation(fields)?;
-    let start = text(fields, "start_time").and_then(unix_millis);
-    let end = text(fields, "end_time").and_then(unix_millis);
+    let start = text(fields, "start_time").and_then(vonage_time_ms);
+    let end = text(fields, "end_time").and_then(vonage_time_ms);
     let duration = match (start, end) {
         (Some(start), Some(end)) if end >= start => {
             u32::try_from((end - start + 500) / 1000).unwrap_or(u32::MAX)
@@ -414,46 +414,13 @@ fn recording(fields: &Fields, url: &str) -> Result<ParseResult, ParseError> {
 }
 
 /// Milliseconds since the Unix epoch of an ISO 8601 time as Vonage writes them,
-/// `2020-01-01T12:00:00.000Z` (a `+hh:mm` offset is understood too).
-fn unix_millis(time: &str) -> Option<i64> {
-    let number = |range: std::ops::Range<usize>| time.get(range)?.parse::<i64>().ok();
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if separators
-        .iter()
-        .any(|&(at, byte)| time.as_bytes().get(at) != Some(&byte))
-    {
+/// `2020-01-01T12:00:00.000Z` (a `+hh:mm` offset is understood too). Only the `T` form is
+/// Vonage's: a time with a space instead is not read, and the recording then lasts 0 s.
+fn vonage_time_ms(text: &str) -> Option<i64> {
+    if text.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let seconds = number(11..13)? * 3600 + number(14..16)? * 60 + number(17..19)?;
-    let rest = time.get(19..)?;
-    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
-    let (fraction, zone) = rest.split_at(zone_at);
-    let millis = match fraction.strip_prefix('.') {
-        Some(digits) => format!("{digits:0<3}").get(..3)?.parse::<i64>().ok()?,
-        None if fraction.is_empty() => 0,
-        None => return None,
-    };
-    let offset = match zone {
-        "" | "Z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (hours, minutes) = zone.get(1..)?.split_once(':')?;
-            sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + seconds - offset) * 1000 + millis)
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    time::unix_ms(text)
 }
 
 /// The `conversation_uuid` every call event carries.
@@ -720,16 +687,16 @@ mod tests {
 
     #[test]
     fn a_recording_lasts_from_its_start_to_its_end() {
-        assert_eq!(unix_millis("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(vonage_time_ms("1970-01-01T00:00:00.000Z"), Some(0));
         assert_eq!(
-            unix_millis("2020-01-01T12:00:00.000Z"),
+            vonage_time_ms("2020-01-01T12:00:00.000Z"),
             Some(1_577_880_000_000)
         );
         assert_eq!(
-            unix_millis("2020-01-01T13:00:00.5+01:00"),
+            vonage_time_ms("2020-01-01T13:00:00.5+01:00"),
             Some(1_577_880_000_500)
         );
-        assert_eq!(unix_millis("2020-01-01 12:00:00"), None);
+        assert_eq!(vonage_time_ms("2020-01-01 12:00:00"), None);
         let body = format!(
             r#"{{"start_time":"2024-02-29T23:59:30.000Z","end_time":"2024-03-01T00:00:35.400Z","recording_url":"https://api.nexmo.com/v1/files/r-1","conversation_uuid":"{CONVERSATION}"}}"#
         );

@@ -47,7 +47,7 @@ impl Parser for Zadarma {
         if let Some(echo) = request.query_param("zd_echo") {
             return Ok(ParseResult::with_response(Response::text(200, echo)));
         }
-        let fields = Fields::of(&request);
+        let fields = fields_of(&request);
         let Some(event) = fields.get("event") else {
             return Err(ParseError::new(
                 "the request has no `event` field: not a Zadarma or Novofon classic NOTIFY_* \
@@ -86,7 +86,7 @@ fn signed_fields(event: &str) -> Option<&'static [&'static str]> {
 /// fields give under the API secret (compared in constant time).
 fn verify(
     request: &Request,
-    fields: &Fields,
+    fields: &Form,
     event: &str,
     signed: &[&str],
 ) -> Result<(), ParseError> {
@@ -114,7 +114,7 @@ fn verify(
 
 /// `base64_encode(hash_hmac('sha1', $signed, $secret))`: base64 of the 40 hex characters. A
 /// field the notification lacks counts as empty, as in PHP's string concatenation.
-fn signature_of(secret: &str, fields: &Fields, signed: &[&str]) -> String {
+fn signature_of(secret: &str, fields: &Form, signed: &[&str]) -> String {
     let message: String = signed
         .iter()
         .map(|name| fields.get(name).unwrap_or_default())
@@ -124,7 +124,7 @@ fn signature_of(secret: &str, fields: &Fields, signed: &[&str]) -> String {
 }
 
 /// Turns a verified notification into the platform's event and, at the end, the call record.
-fn translate(notification: &str, fields: &Fields) -> Result<ParseResult, ParseError> {
+fn translate(notification: &str, fields: &Form) -> Result<ParseResult, ParseError> {
     use EventType::{NotifyEnd, NotifyStart};
 
     let event = match notification {
@@ -136,7 +136,7 @@ fn translate(notification: &str, fields: &Fields) -> Result<ParseResult, ParseEr
         // Its direction is not documented (outgoing calls may send it too) and the answering
         // extension comes again with the end: name only the call.
         "NOTIFY_ANSWER" => {
-            TelephonyEvent::of_call(EventType::NotifyAnswer, fields.require("pbx_call_id")?)
+            TelephonyEvent::of_call(EventType::NotifyAnswer, require(fields, "pbx_call_id")?)
         }
         "NOTIFY_RECORD" => {
             log::info(
@@ -152,7 +152,7 @@ fn translate(notification: &str, fields: &Fields) -> Result<ParseResult, ParseEr
             return Ok(ParseResult::empty());
         }
     };
-    let event = event.with_call_id(fields.require("pbx_call_id")?);
+    let event = event.with_call_id(require(fields, "pbx_call_id")?);
     if event.event == NotifyEnd {
         return finished(event, fields);
     }
@@ -161,16 +161,12 @@ fn translate(notification: &str, fields: &Fields) -> Result<ParseResult, ParseEr
 
 /// An incoming call's event: the client calls `dst_field` (the company number dialled), or the
 /// extension in `internal` once one rang or answered, which is also `src_phone_ext`.
-fn incoming(
-    kind: EventType,
-    fields: &Fields,
-    dst_field: &str,
-) -> Result<TelephonyEvent, ParseError> {
+fn incoming(kind: EventType, fields: &Form, dst_field: &str) -> Result<TelephonyEvent, ParseError> {
     let client = phone(fields.get("caller_id").unwrap_or_default(), "caller_id")?;
     let extension = fields.non_empty("internal");
     let operator = match extension {
         Some(ext) => phone(ext, "internal")?,
-        None => phone(fields.require(dst_field)?, dst_field)?,
+        None => phone(require(fields, dst_field)?, dst_field)?,
     };
     Ok(TelephonyEvent::new(kind, Direction::In, client, operator)
         .with_src_phone_ext(extension.unwrap_or_default()))
@@ -178,7 +174,7 @@ fn incoming(
 
 /// An outgoing call's event: the operator's extension (`internal`) calls `destination`, a
 /// client, or another extension (then the call is internal and names no extension field).
-fn outgoing(kind: EventType, fields: &Fields) -> Result<TelephonyEvent, ParseError> {
+fn outgoing(kind: EventType, fields: &Form) -> Result<TelephonyEvent, ParseError> {
     let extension = fields.non_empty("internal");
     let operator = match extension {
         Some(ext) => ext,
@@ -190,7 +186,7 @@ fn outgoing(kind: EventType, fields: &Fields) -> Result<TelephonyEvent, ParseErr
             })?,
     };
     let operator = phone(operator, "internal")?;
-    let destination = phone(fields.require("destination")?, "destination")?;
+    let destination = phone(require(fields, "destination")?, "destination")?;
     if is_extension(&destination) {
         return Ok(TelephonyEvent::new(
             kind,
@@ -207,11 +203,11 @@ fn outgoing(kind: EventType, fields: &Fields) -> Result<TelephonyEvent, ParseErr
 
 /// The end of a call: its disposition, and the call record of every ended call, recorded or
 /// not, so that missed calls reach the activity stream too.
-fn finished(event: TelephonyEvent, fields: &Fields) -> Result<ParseResult, ParseError> {
-    let disposition = disposition(fields.require("disposition")?);
+fn finished(event: TelephonyEvent, fields: &Form) -> Result<ParseResult, ParseError> {
+    let disposition = disposition(require(fields, "disposition")?);
     let event = event.with_disposition(disposition);
     let duration = match disposition {
-        Disposition::Answered => seconds(fields.require("duration")?)?,
+        Disposition::Answered => seconds(require(fields, "duration")?)?,
         _ => 0,
     };
     let recording = fields
@@ -219,7 +215,7 @@ fn finished(event: TelephonyEvent, fields: &Fields) -> Result<ParseResult, Parse
         .filter(|_| fields.get("is_recorded") == Some("1"));
     let call = match recording {
         Some(recording) => recording,
-        None => fields.require("pbx_call_id")?,
+        None => require(fields, "pbx_call_id")?,
     };
     let record = CallRecord::of_event(&event, duration, call);
     Ok(ParseResult::with_event(event).and_call_record(record))
@@ -279,39 +275,25 @@ fn seconds(text: &str) -> Result<u32, ParseError> {
 
 /// A notification's fields: the body's (form-urlencoded, or multipart as a third-party
 /// handler reports Zadarma sometimes posts), then the query's.
-struct Fields {
-    pairs: Vec<(String, String)>,
+fn fields_of(request: &Request) -> Form {
+    let multipart = request
+        .header("content-type")
+        .is_some_and(|kind| kind.trim().to_ascii_lowercase().starts_with("multipart/"));
+    let mut pairs = if multipart {
+        multipart_fields(&String::from_utf8_lossy(&request.body))
+    } else {
+        request.form().pairs().to_vec()
+    };
+    pairs.extend(request.query.iter().cloned());
+    Form::from_pairs(pairs)
 }
 
-impl Fields {
-    fn of(request: &Request) -> Self {
-        let multipart = request
-            .header("content-type")
-            .is_some_and(|kind| kind.trim().to_ascii_lowercase().starts_with("multipart/"));
-        let mut pairs = if multipart {
-            multipart_fields(&String::from_utf8_lossy(&request.body))
-        } else {
-            request.form().pairs().to_vec()
-        };
-        pairs.extend(request.query.iter().cloned());
-        Self { pairs }
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn non_empty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|value| !value.trim().is_empty())
-    }
-
-    fn require(&self, name: &str) -> Result<&str, ParseError> {
-        self.non_empty(name)
-            .ok_or_else(|| ParseError::new(format!("the field `{name}` is missing or empty")))
-    }
+/// A field the notification must carry with a value: unlike [`Form::require`], an empty one
+/// is refused too, and the error says so.
+fn require<'a>(fields: &'a Form, name: &str) -> Result<&'a str, ParseError> {
+    fields
+        .non_empty(name)
+        .ok_or_else(|| ParseError::new(format!("the field `{name}` is missing or empty")))
 }
 
 /// The fields of a `multipart/form-data` body (RFC 7578), which the SDK does not decode. The
@@ -361,12 +343,12 @@ mod tests {
 
     /// A POST of `sent`, with the signature of `signed`.
     fn post(sent: &[(&str, &str)], signed: &[(&str, &str)]) -> TestRequest {
-        let form = Fields {
-            pairs: signed
+        let form = Form::from_pairs(
+            signed
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect(),
-        };
+        );
         let event = form.get("event").unwrap_or_default();
         let names = signed_fields(event).unwrap_or_default();
         TestRequest::post(URL)
@@ -385,13 +367,11 @@ mod tests {
     #[test]
     fn the_signature_is_base64_of_the_hex_digest() {
         // zadarma.md §5's vector (secret `ours_test_secret_1234`), also reproduced with node.
-        let form = Fields {
-            pairs: vec![
-                ("internal".into(), "100".into()),
-                ("destination".into(), "+79001010100".into()),
-                ("call_start".into(), "2024-01-29 13:46:22".into()),
-            ],
-        };
+        let form = Form::from_pairs(vec![
+            ("internal".into(), "100".into()),
+            ("destination".into(), "+79001010100".into()),
+            ("call_start".into(), "2024-01-29 13:46:22".into()),
+        ]);
         let names = signed_fields("NOTIFY_OUT_START").unwrap_or_default();
         assert_eq!(
             signature_of("ours_test_secret_1234", &form, names),
