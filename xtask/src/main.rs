@@ -125,21 +125,22 @@ fn reliability(root: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     })
 }
 
+/// The engine's criterion benchmark (`crates/engine/benches/invoke.rs`), with `args` after the
+/// bench's own (a `--` and a filter, to run part of it).
+fn invocation_bench(root: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new(cargo())
+        .current_dir(root)
+        .args(["bench", "--package", "telehook", "--bench", "invoke"])
+        .args(args))
+}
+
 /// Integrations registered by the many-tenants benchmark.
 const BENCH_INTEGRATIONS: usize = 1000;
 
 fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
     let components = build_guests(root)?;
     if only == Some("--catalog") {
-        run(Command::new(cargo()).current_dir(root).args([
-            "bench",
-            "--package",
-            "telehook",
-            "--bench",
-            "invoke",
-            "--",
-            "^(parsers|crypto)/",
-        ]))?;
+        invocation_bench(root, &["--", "^(parsers|crypto)/"])?;
         print!("\n{}", catalog::table(root)?);
         return Ok(());
     }
@@ -169,13 +170,7 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
         };
     }
     if only.is_none() {
-        run(Command::new(cargo()).current_dir(root).args([
-            "bench",
-            "--package",
-            "telehook",
-            "--bench",
-            "invoke",
-        ]))?;
+        invocation_bench(root, &[])?;
         for fsync in [&[][..], &["--no-fsync"]] {
             run(Command::new(cargo())
                 .current_dir(root)

@@ -246,8 +246,10 @@ fn run(command: Command) -> Result<ExitCode> {
             };
             let folder = samples::folder(&dir);
             let mut all_settings = samples::settings(&folder)?;
-            all_settings.extend(settings);
-            let verdicts = samples::run_all(&parser, &folder, &all_settings, now)?;
+            for (key, value) in settings {
+                all_settings.insert(key, value);
+            }
+            let verdicts = samples::run_all(&parser, &folder, all_settings, now)?;
             say(samples::report(&verdicts))?;
             Ok(
                 if verdicts.iter().all(|verdict| verdict.failure.is_none()) {

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use telehook::{InvokeError, Parser, WebhookRequest};
+use telehook::{InvokeError, Parser, Settings, WebhookRequest};
 
 /// One request and what the parser must make of it.
 struct Sample {
@@ -43,27 +43,28 @@ pub fn folder(dir: &Path) -> PathBuf {
 }
 
 /// The integration settings of `samples/settings.json`, an object of strings; none without it.
-pub fn settings(folder: &Path) -> Result<BTreeMap<String, String>> {
+pub fn settings(folder: &Path) -> Result<Settings> {
     let path = folder.join("settings.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(BTreeMap::new());
+        return Ok(Settings::new());
     };
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} must be an object of strings", path.display()))
+    let values: BTreeMap<String, String> = serde_json::from_str(&text)
+        .with_context(|| format!("{} must be an object of strings", path.display()))?;
+    Ok(values.into_iter().collect())
 }
 
 /// Runs every sample in `folder` through `parser` with `settings`, in name order.
 pub fn run_all(
     parser: &Parser,
     folder: &Path,
-    settings: &BTreeMap<String, String>,
+    settings: Settings,
     now: Option<SystemTime>,
 ) -> Result<Vec<Verdict>> {
     let samples = find(folder)?;
     if samples.is_empty() {
         bail!("{} has no samples (NAME.request.json)", folder.display());
     }
-    let settings = Arc::new(settings.clone().into_iter().collect());
+    let settings = Arc::new(settings);
     samples
         .iter()
         .map(|sample| run_one(parser, sample, &settings, now))
@@ -100,7 +101,7 @@ fn find(folder: &Path) -> Result<Vec<Sample>> {
 fn run_one(
     parser: &Parser,
     sample: &Sample,
-    settings: &Arc<telehook::Settings>,
+    settings: &Arc<Settings>,
     now: Option<SystemTime>,
 ) -> Result<Verdict> {
     let read = |path: &Path| {

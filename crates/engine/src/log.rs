@@ -1,6 +1,8 @@
 //! The invocation log: what a parser said while it ran, bounded so that a chatty or hostile
 //! parser cannot grow the host's memory.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// How much a log line matters.
@@ -56,6 +58,24 @@ pub const MIN_REDACTED_LEN: usize = 4;
 /// What a hidden value reads as.
 pub const REDACTED: &str = "[redacted]";
 
+/// `text` with every one of `secrets` of at least [`MIN_REDACTED_LEN`] bytes replaced by
+/// [`REDACTED`]: how a host hides settings' values, webhook tokens and what a parser asked to
+/// hide from anything shown to people. Borrowed when none occurs, so the common case copies
+/// nothing.
+pub fn redact<'a, S: AsRef<str>>(
+    text: &'a str,
+    secrets: impl IntoIterator<Item = S>,
+) -> Cow<'a, str> {
+    let mut text = Cow::Borrowed(text);
+    for secret in secrets {
+        let secret = secret.as_ref();
+        if secret.len() >= MIN_REDACTED_LEN && text.contains(secret) {
+            text = Cow::Owned(text.replace(secret, REDACTED));
+        }
+    }
+    text
+}
+
 impl InvocationLog {
     pub(crate) fn new(max_lines: usize, max_line_bytes: usize) -> Self {
         Self {
@@ -85,15 +105,10 @@ impl InvocationLog {
         }
     }
 
-    /// `text` with every value the parser asked to hide replaced by [`REDACTED`].
-    pub fn hide(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for secret in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), REDACTED);
-            }
-        }
-        text
+    /// The values the parser asked the host never to show, each as sent and form-encoded,
+    /// for [`redact`] over whatever the caller keeps of the request.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(String::as_str)
     }
 
     /// Keeps a line if there is room, cut to the line limit on a character boundary.
@@ -101,11 +116,11 @@ impl InvocationLog {
         if self.lines.len() >= self.max_lines {
             self.dropped += 1;
             if level == LogLevel::Error {
-                self.last_dropped_error = Some(self.cut(&self.hide(message)));
+                self.last_dropped_error = Some(self.cut(&redact(message, self.secrets())));
             }
             return;
         }
-        let message = self.cut(&self.hide(message));
+        let message = self.cut(&redact(message, self.secrets()));
         self.lines.push(LogLine { level, message });
     }
 
@@ -165,9 +180,17 @@ mod tests {
             "again: [redacted], encoded [redacted]"
         );
         assert_eq!(
-            log.hide("auth[access_token]=a%2Fb%2Bc%3Dd1&abc=1"),
+            redact("auth[access_token]=a%2Fb%2Bc%3Dd1&abc=1", log.secrets()),
             "auth[access_token]=[redacted]&abc=1"
         );
+        assert_eq!(
+            redact("sig=s3cr3t-key&x=ab", ["s3cr3t-key", "ab"]),
+            "sig=[redacted]&x=ab"
+        );
+        assert!(matches!(
+            redact("nothing to hide", ["s3cr3t-key"]),
+            Cow::Borrowed(_)
+        ));
         assert!(!serde_json::to_string(&log).expect("JSON").contains("a/b"));
     }
 
