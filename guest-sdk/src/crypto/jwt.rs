@@ -6,41 +6,30 @@
 //! that (Vonage's `payload_hash`, an issuer) is the provider's, so the parser reads them from
 //! the returned claims.
 
-use std::fmt;
-
 use serde_json::{Map, Value};
 
 use super::{base64url_decode, constant_time_eq, hmac_sha256};
 use crate::ParseError;
 
 /// Why a token was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
     /// Not three base64url parts with a JSON header and claims.
+    #[error("the token is malformed: {0}")]
     Malformed(&'static str),
     /// Signed with another algorithm than HS256.
+    #[error("the token is signed with `{0}`, not HS256")]
     Algorithm(String),
     /// The signature does not match the secret.
+    #[error("the token's signature is wrong")]
     Signature,
     /// `exp` has passed (with the leeway).
+    #[error("the token has expired")]
     Expired,
     /// `nbf` has not come yet (with the leeway).
+    #[error("the token is not valid yet")]
     NotYetValid,
 }
-
-impl fmt::Display for JwtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Malformed(part) => write!(f, "the token is malformed: {part}"),
-            Self::Algorithm(alg) => write!(f, "the token is signed with `{alg}`, not HS256"),
-            Self::Signature => f.write_str("the token's signature is wrong"),
-            Self::Expired => f.write_str("the token has expired"),
-            Self::NotYetValid => f.write_str("the token is not valid yet"),
-        }
-    }
-}
-
-impl std::error::Error for JwtError {}
 
 impl From<JwtError> for ParseError {
     /// A bad token is the sender's fault and proves nothing about who sent it: `401`.
