@@ -161,11 +161,24 @@ impl Parser {
     }
 }
 
-/// A Rust parser's panic message: printed to stderr when it was built for `wasm32-wasip2`,
-/// logged by the SDK when it was built for `wasm32-unknown-unknown`, which has no stderr.
+/// Why the parser crashed, in its own words: a Rust panic's message (printed to stderr when it
+/// was built for `wasm32-wasip2`, logged by the SDK when it was built for
+/// `wasm32-unknown-unknown`, which has no stderr), or the exception the TypeScript or Python
+/// SDK logged as `uncaught ...` before it trapped.
 fn reported_panic(sandbox: &Sandbox) -> Option<String> {
-    panic_message(&sandbox.stderr_text())
-        .or_else(|| sandbox.log.errors_last_first().find_map(panic_message))
+    panic_message(&sandbox.stderr_text()).or_else(|| {
+        sandbox
+            .log
+            .errors_last_first()
+            .find_map(|line| panic_message(line).or_else(|| uncaught_exception(line)))
+    })
+}
+
+/// The first line of an `uncaught TypeError: ...` the SDKs of interpreted languages log (the
+/// stack or traceback that follows stays in the log).
+fn uncaught_exception(line: &str) -> Option<String> {
+    let first = line.lines().next()?;
+    first.starts_with("uncaught ").then(|| first.to_owned())
 }
 
 /// Rust's panic hook prints `thread '...' panicked at FILE:LINE:COL:` and the message on the
@@ -205,5 +218,15 @@ mod tests {
             Some("panicked at src/lib.rs:12:9 boom: 42")
         );
         assert_eq!(panic_message("just some output"), None);
+    }
+
+    #[test]
+    fn an_uncaught_exception_is_named_by_its_first_line() {
+        let logged = "uncaught TypeError: missing is undefined\nparse@parser.js:3:7";
+        assert_eq!(
+            uncaught_exception(logged).as_deref(),
+            Some("uncaught TypeError: missing is undefined")
+        );
+        assert_eq!(uncaught_exception("TypeError: logged, not thrown"), None);
     }
 }

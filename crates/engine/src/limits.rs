@@ -21,7 +21,7 @@ pub const DEFAULT_WASM_STACK_BYTES: usize = 512 << 10;
 /// How many instances may run at once; each is a slot in the pooling allocator.
 pub const DEFAULT_MAX_INSTANCES: u32 = 128;
 /// The largest component the host accepts.
-pub const DEFAULT_COMPONENT_BYTES: usize = 16 << 20;
+pub const DEFAULT_COMPONENT_BYTES: usize = 32 << 20;
 /// The most log lines one invocation keeps.
 pub const DEFAULT_LOG_LINES: usize = 64;
 /// The longest log line kept; longer ones are cut.

@@ -15,7 +15,7 @@ use crate::sandbox::{self, Sandbox};
 
 /// Core instances one parser component may contain: its code plus the small shim modules the
 /// component model adds around imports.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 /// Linear memories per component: Rust and C parsers have one; adapted ones may have two.
 const MEMORIES_PER_COMPONENT: u32 = 2;
 /// Tables per component: the indirect-call table plus shim tables.
