@@ -77,6 +77,15 @@ enum Command {
         #[arg(long)]
         background: bool,
     },
+    /// Build a parser from its source (a Rust crate's folder, a `.ts`/`.js` module, a `.py`
+    /// module) into a component, and check it fits the contract.
+    Build {
+        /// The crate's folder, or the module (`parser.ts`, `parser.js`, `parser.py`).
+        source: PathBuf,
+        /// Where to write the component; beside the source when not given.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Make a parser built for `wasm32-unknown-unknown` (a core module) a component, ready for
     /// `check`, `run` and upload.
     Componentize {
@@ -107,9 +116,11 @@ enum Command {
     /// `NAME.expected.json`, with `settings.json`) and print a table of pass and fail, with a
     /// diff for each failure; exits non-zero when any fails.
     Test {
-        /// The parser's crate, or any folder of samples.
+        /// The parser's folder (a crate, or one with parser.ts, parser.js or parser.py), or
+        /// any folder of samples.
         dir: PathBuf,
-        /// The parser component (.wasm); without it, the crate in DIR is built with cargo.
+        /// The parser component (.wasm); without it, the parser in DIR is built (as by
+        /// `telehook build`).
         #[arg(long)]
         module: Option<PathBuf>,
         /// A setting that replaces or adds to `settings.json`'s, e.g. `api_secret=...`.
@@ -157,6 +168,23 @@ fn run(command: Command) -> Result<ExitCode> {
             say(format_args!(
                 "{}: fits the parser contract\n",
                 module.display()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { source, output } => {
+            let source = build::Source::find(&source)?;
+            let component = source.build()?;
+            let size = component.len();
+            Runtime::new(Limits::default())?
+                .load(&component)
+                .context("the component built does not fit the parser contract")?;
+            let output = output.unwrap_or_else(|| source.default_output());
+            std::fs::write(&output, component)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            say(format_args!(
+                "{}: built, {:.1} MiB, fits the parser contract\n",
+                output.display(),
+                size as f64 / f64::from(1 << 20)
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +267,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let parser = match module {
                 Some(module) => load(&runtime, &module)?,
                 None => runtime
-                    .load(&build::crate_component(&dir)?)
+                    .load(&build::Source::find(&dir)?.build()?)
                     .with_context(|| {
                         format!("the parser built from {} is not usable", dir.display())
                     })?,

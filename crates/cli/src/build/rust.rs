@@ -1,4 +1,4 @@
-//! Turning a parser's crate into a component: `cargo build` for `wasm32-unknown-unknown`, then
+//! A Rust parser's crate made a component: `cargo build` for `wasm32-unknown-unknown`, then
 //! the core module wrapped as a component with the contract's types the SDK embedded.
 
 use std::path::{Path, PathBuf};
