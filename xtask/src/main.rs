@@ -6,7 +6,8 @@
 //!   platform's live stream brought.
 //! - `cargo xtask catalog`: the README's catalog table from the last `bench --catalog` run.
 //! - `cargo xtask test`: the whole test suite, every crate's (which builds every guest from
-//!   source).
+//!   source, the TypeScript and Python ones with the SDKs it installs first: see
+//!   [`languages`]).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
@@ -32,6 +33,7 @@ use serde_json::{Value, json};
 
 mod catalog;
 mod delivery;
+mod languages;
 mod load;
 mod reliability;
 mod server;
@@ -82,9 +84,11 @@ fn main() -> Result<()> {
 
 fn test(root: &Path) -> Result<()> {
     ensure_guest_targets()?;
+    let bin = languages::prepare(root)?;
     // The whole workspace: the catalog's and the examples' own unit tests run natively too.
     run(Command::new(cargo())
         .current_dir(root)
+        .env("PATH", languages::path_with(&bin)?)
         .args(["test", "--workspace"]))
 }
 
