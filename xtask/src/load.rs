@@ -46,15 +46,15 @@ pub struct Setup<'a> {
 }
 
 /// What wrk measured for one server at one connection count.
-struct Measurement {
+pub struct Measurement {
     server: &'static str,
-    connections: u32,
-    requests: u64,
-    per_second: f64,
-    p50_us: u64,
-    p99_us: u64,
+    pub connections: u32,
+    pub requests: u64,
+    pub per_second: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
     p999_us: u64,
-    not_2xx: u64,
+    pub not_2xx: u64,
     socket_errors: u64,
 }
 
@@ -127,12 +127,12 @@ pub fn run(setup: &Setup) -> Result<()> {
 }
 
 /// A loopback address nothing listens on, for a server that cannot announce the port it got.
-fn free_address() -> Result<std::net::SocketAddr> {
+pub fn free_address() -> Result<std::net::SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// A one-second warm-up, then one wrk run per connection count.
-fn measure(server: &'static str, url: &str, script: &Path) -> Result<Vec<Measurement>> {
+pub fn measure(server: &'static str, url: &str, script: &Path) -> Result<Vec<Measurement>> {
     wrk(server, url, script, 16, "1s")?;
     CONNECTIONS
         .iter()
@@ -184,7 +184,7 @@ fn wrk(
 }
 
 /// POSTs the body and prints one machine-readable line when done (latencies in µs).
-fn wrk_script() -> String {
+pub fn wrk_script() -> String {
     format!(
         r#"wrk.method = "POST"
 wrk.body = '{WEBHOOK_BODY}'

@@ -19,7 +19,9 @@
 //!   delivery benchmark (see [`delivery`]), which the full run leaves out, and `--delivery C
 //!   off|streams|endpoint|on` one configuration of it once, to profile; `--catalog` runs only
 //!   the invocation benchmark of every catalog parser and of each signature check, and prints the README's
-//!   catalog table from its medians (see [`catalog`]). Results go in `BENCHMARKS.md`.
+//!   catalog table from its medians (see [`catalog`]); `--languages` the same parse in Rust,
+//!   TypeScript and Python beside the Node.js fresh-context peer (see [`languages::bench`]).
+//!   Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
 //! installed.
@@ -77,7 +79,7 @@ fn main() -> Result<()> {
             bench(&root, std::env::args().nth(2).as_deref(), integrations)
         }
         _ => bail!(
-            "usage: cargo xtask <demo|catalog|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog]>"
+            "usage: cargo xtask <demo|catalog|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog|--languages]>"
         ),
     }
 }
@@ -147,6 +149,24 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
         invocation_bench(root, &["--", "^(parsers|crypto)/"])?;
         print!("\n{}", catalog::table(root)?);
         return Ok(());
+    }
+    if only == Some("--languages") {
+        run(Command::new(cargo()).current_dir(root).args([
+            "build",
+            "--release",
+            "--package",
+            "telehook-cli",
+            "--bin",
+            "telehook",
+        ]))?;
+        let bin = languages::prepare(root)?;
+        return languages::bench::run(&languages::bench::Setup {
+            root,
+            telehook: &root.join("target/release/telehook"),
+            rust_component: &components.join("generic_json.wasm"),
+            scratch: &root.join("target/bench-languages"),
+            path: &languages::path_with(&bin)?,
+        });
     }
     if only == Some("--delivery") {
         run(Command::new(cargo()).current_dir(root).args([

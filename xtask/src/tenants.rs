@@ -63,7 +63,7 @@ pub fn run(setup: &Setup) -> Result<()> {
             println!("{} integrations registered", index + 1);
         }
     }
-    let resident = resident_bytes(&server)?;
+    let resident = crate::server::resident_bytes(server.pid())?;
     let hot_among_all = hot_latency(&server.agent, &webhooks[0])?;
     // The restarted server listens on another port: keep the paths.
     let paths: Vec<String> = webhooks
@@ -79,7 +79,7 @@ pub fn run(setup: &Setup) -> Result<()> {
         post(&server.agent, &format!("{}{path}", server.url))?;
     }
     let all_answered = restarted.elapsed();
-    let resident_after_restart = resident_bytes(&server)?;
+    let resident_after_restart = crate::server::resident_bytes(server.pid())?;
     drop(server);
 
     let cap = (setup.integrations / 10).max(1);
@@ -93,7 +93,7 @@ pub fn run(setup: &Setup) -> Result<()> {
         post(&capped.agent, &format!("{}{path}", capped.url))?;
     }
     let capped_all_answered = started.elapsed();
-    let resident_capped = resident_bytes(&capped)?;
+    let resident_capped = crate::server::resident_bytes(capped.pid())?;
 
     let (upload_median, upload_worst) = median_and_worst(&mut uploads);
     let (first_median, first_worst) = median_and_worst(&mut first_answers);
@@ -213,16 +213,6 @@ fn hot_latency(agent: &ureq::Agent, webhook: &str) -> Result<(Duration, Duration
         measured.failures
     );
     Ok((measured.percentile(0.5), measured.percentile(0.99)))
-}
-
-fn resident_bytes(server: &Server) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS in /proc/PID/status")?;
-    Ok(kib * 1024)
 }
 
 fn median_and_worst(durations: &mut [Duration]) -> (Duration, Duration) {

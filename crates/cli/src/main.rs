@@ -10,6 +10,7 @@
 
 mod build;
 mod config;
+mod latency;
 mod samples;
 
 use std::path::{Path, PathBuf};
@@ -111,6 +112,11 @@ enum Command {
         /// over the request file's `received_at`; the current time when neither gives one.
         #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
         now: Option<std::time::SystemTime>,
+        /// Run the request this many times more, each in a fresh instance as the server runs
+        /// it, and print the invocation's latency (p50, p99, max) to stderr: what the parser
+        /// costs per webhook on this machine.
+        #[arg(long, value_name = "N")]
+        repeat: Option<u32>,
     },
     /// Run every sample of a parser (`DIR/samples/NAME.request.json` against
     /// `NAME.expected.json`, with `settings.json`) and print a table of pass and fail, with a
@@ -232,6 +238,7 @@ fn run(command: Command) -> Result<ExitCode> {
             request,
             settings,
             now,
+            repeat,
         } => {
             let parser = load(&Runtime::new(Limits::default())?, &module)?;
             let json = std::fs::read_to_string(&request)
@@ -241,8 +248,12 @@ fn run(command: Command) -> Result<ExitCode> {
             if let Some(now) = now {
                 request = request.received_at(now);
             }
-            let invocation = parser.invoke(&request, Arc::new(settings.into_iter().collect()));
+            let settings = Arc::new(settings.into_iter().collect());
+            let invocation = parser.invoke(&request, Arc::clone(&settings));
             print_log(&invocation.log);
+            if let Some(runs) = repeat {
+                eprintln!("{}", latency::measure(&parser, &request, &settings, runs));
+            }
             match invocation.result {
                 Ok(outcome) => {
                     say(format_args!(

@@ -15,6 +15,8 @@ use anyhow::{Context, Result};
 
 use crate::run;
 
+pub mod bench;
+
 /// Installs both SDKs' toolchains; returns the folder to put first on the `PATH`.
 pub fn prepare(root: &Path) -> Result<PathBuf> {
     npm_install(root)?;
