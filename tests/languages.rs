@@ -196,3 +196,21 @@ fn a_broken_typescript_parser_is_refused_with_its_line() {
     assert!(stderr.contains("parser.ts:2:"), "{stderr}");
     assert!(!dir.path().join("parser.wasm").exists());
 }
+
+/// The TypeScript parsers type-check against the SDK's declarations (`tsconfig.json` at the
+/// root: the examples, the test parsers, and the platform's global types for the
+/// documentation's example), as a tenant's editor checks them.
+#[test]
+fn the_typescript_parsers_type_check_against_the_sdks_declarations() {
+    let output = Command::new("npm")
+        .args(["run", "--silent", "typecheck"])
+        .current_dir(root())
+        .output()
+        .expect("npm runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
