@@ -99,18 +99,21 @@ function messageOf(error) {
 async function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { output: { type: 'string', short: 'o' } },
+    options: { output: { type: 'string', short: 'o' }, quiet: { type: 'boolean', short: 'q' } },
   });
   const [command, file] = positionals;
   if (command !== 'build' || !file) {
-    console.error('usage: telehook-parser build PARSER.ts [-o PARSER.wasm]');
+    console.error('usage: telehook-parser build PARSER.ts [-o PARSER.wasm] [--quiet]');
     process.exit(2);
   }
   const source = path.resolve(file);
   const output = path.resolve(values.output ?? source.replace(/\.[cm]?[jt]sx?$/, '') + '.wasm');
   try {
     const { bytes, seconds } = await build(source, output);
-    console.error(`built ${output} (${(bytes / 2 ** 20).toFixed(1)} MiB) in ${seconds.toFixed(1)} s`);
+    if (!values.quiet) {
+      const mib = (bytes / 2 ** 20).toFixed(1);
+      console.error(`built ${output} (${mib} MiB) in ${seconds.toFixed(1)} s`);
+    }
   } catch (error) {
     console.error(`cannot build ${file}:\n${messageOf(error)}`);
     process.exit(1);

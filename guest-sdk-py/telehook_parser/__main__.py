@@ -53,12 +53,14 @@ def main() -> None:
     build_command = commands.add_parser("build", help="build a parser module into a component")
     build_command.add_argument("source", type=Path)
     build_command.add_argument("-o", "--output", type=Path)
+    build_command.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     args = parser.parse_args()
     source = args.source.resolve()
     output = (args.output or source.with_suffix(".wasm")).resolve()
     seconds = build(source, output)
     size = os.path.getsize(output) / 2**20
-    print(f"built {output} ({size:.1f} MiB) in {seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"built {output} ({size:.1f} MiB) in {seconds:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

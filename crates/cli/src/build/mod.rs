@@ -90,6 +90,7 @@ fn run_builder(mut command: Command, what: &str, missing: &str) -> Result<Vec<u8
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let output = work.path().join("parser.wasm");
     let status = command
+        .arg("--quiet")
         .arg("-o")
         .arg(&output)
         .stdout(Stdio::inherit())
