@@ -22,14 +22,28 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 4;
 
 /// Linear memory a reused pool slot keeps mapped and resets in place (zeroing it and copying
-/// the initial image back) instead of handing the pages back to the kernel. A small parser built
-/// with the SDK's 32 KiB stack touches less than this, so a fresh instance takes no page faults.
-/// Where Linux has `PAGEMAP_SCAN` (6.7 and later) only the pages the parser wrote are reset;
-/// elsewhere all of it is, so more would be reset for nothing on every request (BENCHMARKS.md
-/// has the measurements).
-const MEMORY_KEEP_RESIDENT_BYTES: usize = 128 * 1024;
-/// The same for tables: 2,048 entries, more than a small parser's indirect-call table.
-const TABLE_KEEP_RESIDENT_BYTES: usize = 16 * 1024;
+/// the initial image back) instead of handing the pages back to the kernel, so that the next
+/// instance in the slot takes no page faults on it. Where Linux has `PAGEMAP_SCAN` (6.7 and
+/// later) only the pages the parser wrote are reset, so the bound can cover an interpreter's
+/// heap (kept resident, a TypeScript parser's invocation takes 0.6 ms instead of 0.9) at no
+/// cost to a Rust parser, which writes a few pages. Elsewhere all of the bound is reset on every request, so it stays at what a small
+/// parser with the SDK's 32 KiB stack touches (BENCHMARKS.md has the measurements).
+fn memory_keep_resident_bytes() -> usize {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        16 << 20
+    } else {
+        128 * 1024
+    }
+}
+/// The same for tables: 16,384 entries with `PAGEMAP_SCAN`, a JavaScript engine's
+/// indirect-call table (7,690) included; else 2,048, more than a small parser's.
+fn table_keep_resident_bytes() -> usize {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        128 * 1024
+    } else {
+        16 * 1024
+    }
+}
 
 /// Compiles and runs parsers. Build one per process and share it: it owns the compiled-code
 /// configuration, the instance pool and the deadline clock.
@@ -151,8 +165,8 @@ fn engine_config(limits: &Limits) -> Config {
         .total_tables(limits.max_instances * TABLES_PER_COMPONENT)
         .max_memory_size(limits.memory_cap_bytes.max(limits.memory_bytes))
         .table_elements(limits.table_elements)
-        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
-        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+        .linear_memory_keep_resident(memory_keep_resident_bytes())
+        .table_keep_resident(table_keep_resident_bytes())
         .pagemap_scan(Enabled::Auto);
 
     let mut config = code_config(limits);

@@ -8,7 +8,8 @@
 //!   peer times a context, the script's run and the call the same way);
 //! - the upload to a server (which compiles it) and the precompiled artifact's size;
 //! - end-to-end HTTP throughput and latency with wrk, as [`crate::load`] measures it, each
-//!   webhook's event committed before the answer;
+//!   webhook's event committed before the answer, the integration allowed one request per core
+//!   at once (the peer's workers);
 //! - the server's resident memory once the parser has served, over one that serves nothing.
 
 use std::path::{Path, PathBuf};
@@ -155,6 +156,13 @@ fn serve(
     let started = Instant::now();
     let webhook = server.register("bench", "generic-json", component, &json!({}))?;
     let upload_seconds = started.elapsed().as_secs_f64();
+    // As many of the integration's requests at once as the peer has workers: one per core.
+    // (The default, cores - 1, keeps a core for the host's other integrations.)
+    server.admin(
+        "PUT",
+        "/tenants/bench/integrations/generic-json/limits",
+        &json!({ "max_concurrency": cores() }),
+    )?;
     let http = load::measure(name, &webhook, script)?;
     let resident = resident_bytes(server.pid())?;
     let accepted: u64 = http.iter().map(|m| m.requests - m.not_2xx).sum();
@@ -199,7 +207,7 @@ fn peer(setup: &Setup, parser: &Path, request: &Path, script: &Path) -> Result<R
     let [p50_us, p99_us] = figures[..] else {
         anyhow::bail!("the peer's result: {stdout}");
     };
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let workers = cores();
     let server = Process::start(
         Command::new("node")
             .arg(&program)
@@ -225,6 +233,10 @@ fn peer(setup: &Setup, parser: &Path, request: &Path, script: &Path) -> Result<R
         resident_bytes: resident,
         http,
     })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// The resident memory of `pid` and its children (the peer's workers).
