@@ -1,7 +1,13 @@
 // Gravitel's cloud PBX ("REST API ВАТС (CRM)") in TypeScript: the same parser as
-// `catalog/gravitel` (read its README and `src/crm.rs` for the protocol and every decision),
-// written the platform's way, passing the same samples. The PBX posts every command to the one
-// CRM URL, form-urlencoded, with the «Ключ для авторизации в вашей CRM» as `crm_token`.
+// `catalog/gravitel` (its README and `src/crm.rs` give the protocol and every decision),
+// written the platform's way and passing the same samples. The PBX posts every command to the
+// one CRM URL, form-urlencoded, with the «Ключ для авторизации в вашей CRM» as `crm_token`:
+// `cmd=event` reports a call ringing, answered and ending, `cmd=history` the finished call,
+// `cmd=contact` asks for a client's name.
+//
+// The Rust SDK's helpers the Rust parser leans on (its form and header readers, `phone::number`,
+// `crypto::constant_time_eq`, the `{:?}` quoting of its messages) are reproduced below as small
+// functions, so that this parser answers every request as the Rust one does.
 import {
   ParseError,
   VoipCallDirection,
@@ -16,55 +22,65 @@ import {
   type VoipWebhookRequest,
 } from '@telehook/parser';
 
+/** The setting holding the key typed into the PBX, which it sends back as `crm_token`. */
 const CRM_TOKEN = 'crm_token';
+/** The content type the PBX posts (and the only one the platform's own module accepts). */
 const FORM = 'application/x-www-form-urlencoded';
-/** How providers write a withheld caller (compared ignoring case). */
-const ANONYMOUS = ['anonymous', 'restricted', 'private', 'unavailable', 'unknown', 'withheld', '+266696687', '266696687'];
+/** The largest duration the contract carries (a `u32` of seconds). */
+const U32_MAX = 0xffffffff;
 
 async function VoipParseWebhookRequest(request: FetchRequest): Promise<VoipWebhookParseResult> {
-  if (request.method.toUpperCase() !== 'GET' && mediaType(request) !== FORM) {
-    const got = request.headers['content-type'];
+  if (asciiLower(request.method) !== 'get' && mediaType(request) !== FORM) {
+    const got = header(request, 'content-type');
+    // The platform module's refusal, in its words.
     throw new ParseError(
-      `Expected Content-Type to be "${FORM}" (got: ${got === undefined ? 'no Content-Type header' : JSON.stringify(got)})`,
+      `Expected Content-Type to be "${FORM}" (got: ${got === undefined ? 'no Content-Type header' : quoted(got)})`,
     );
   }
   const fields = new Fields(request);
   checkToken(fields);
-  switch (fields.get('cmd')) {
+  const cmd = fields.get('cmd');
+  switch (cmd) {
     case 'event':
       return { event: callEvent(fields) };
     case 'history':
       return { callRecord: history(fields) };
     case 'contact':
-      // No contact book here: the empty 200 is what the platform's module answers too.
+      // "Команда для получения информации о названии клиента": there is no contact book here;
+      // the empty 200 is what the platform's module answers too.
       log.info('`cmd=contact` answered with the default 200: no contact book here');
       return {};
     default:
-      log.info(`ignoring \`cmd=${fields.get('cmd') ?? ''}\`: not a call notification`);
+      log.info(`ignoring \`cmd=${cmd ?? ''}\`: not a call notification`);
       return {};
   }
 }
 
-/** The form body's fields, then the query's (a `history` may come as a GET); the first of a
- * repeated name wins, and an empty value counts as absent (`ext=` means no extension). */
+/** The request's fields: the form body's, then the query's (`history` may come as a `GET`,
+ * "history (GET/POST)" in ITooLabs' table of contents). */
 class Fields {
   private readonly pairs: Array<[string, string]>;
 
   constructor(request: FetchRequest) {
-    this.pairs = [...new URLSearchParams(request.body ?? ''), ...request.queryList];
+    this.pairs = [...new URLSearchParams(bodyText(request)), ...request.queryList];
   }
 
+  /** The first value of a field; an empty one counts as absent (the platform's module reads
+   * `data.ext ?? ''`, so `ext=` means "no extension"). Only an empty one: a blank value is
+   * kept, so that a blank `crm_token` is refused as wrong rather than as missing. */
   get(name: string): string | undefined {
-    const found = this.pairs.find(([key]) => key === name);
-    return found && found[1] !== '' ? found[1] : undefined;
+    const value = this.pairs.find(([key]) => key === name)?.[1];
+    return value === '' ? undefined : value;
   }
 
-  /** `callid`: the same for every leg of the call, so the contract's call id. */
+  /** `callid`, "уникальный id звонка, совпадает для всех связанных звонков": the whole call,
+   * across the members of a group and a transfer, so the contract's call id. */
   callId(): string | undefined {
     return this.get('callid');
   }
 
-  /** The operator: the extension, else the direct number (`telnum`), else the login. */
+  /** The operator: the extension, else the user's direct number (`telnum`), else the login
+   * (`user`), for a user without an extension; admins bind whichever of these they use. */
   operator(): string | undefined {
     return this.get('ext') ?? this.get('telnum') ?? this.get('user');
   }
@@ -75,12 +91,15 @@ class Fields {
   }
 }
 
+/** The media type, lower case, without its parameters (`; charset=UTF-8` is accepted). */
 function mediaType(request: FetchRequest): string | undefined {
-  const value = request.headers['content-type'];
-  return value?.split(';')[0].trim().toLowerCase();
+  const value = header(request, 'content-type');
+  return value === undefined ? undefined : asciiLower(trim(value.split(';')[0]));
 }
 
-/** A missing or wrong `crm_token` is a 401; the token is hidden from what the host keeps. */
+/** Refuses a request whose `crm_token` is missing or is not the setting's, compared exactly
+ * (case matters: it is a secret) and in constant time. The token is hidden from the host's
+ * copy of the request. */
 function checkToken(fields: Fields): void {
   const expected = settings.require(CRM_TOKEN);
   const sent = fields.get(CRM_TOKEN);
@@ -99,19 +118,22 @@ function checkToken(fields: Fields): void {
   }
 }
 
-function constantTimeEqual(a: string, b: string): boolean {
-  const left = new TextEncoder().encode(a);
-  const right = new TextEncoder().encode(b);
-  let difference = left.length ^ right.length;
-  for (let i = 0; i < Math.max(left.length, right.length); i += 1) {
-    difference |= (left[i] ?? 0) ^ (right[i] ?? 0);
-  }
-  return difference === 0;
-}
-
-/** A `cmd=event`: INCOMING/OUTGOING start, ACCEPTED answers, COMPLETED ends answered,
- * CANCELLED ends cancelled, or `unknown` when it names a group member's `ext` (another member
- * may have answered: the call's answer or history says how it ended). */
+/**
+ * A `cmd=event` of the five types Gravitel sends, or the platform module's refusal of any
+ * other `type`:
+ *
+ * | `type` | event | disposition |
+ * |---|---|---|
+ * | `INCOMING` | start, `in` | unknown |
+ * | `OUTGOING` | start, `out` | unknown |
+ * | `ACCEPTED` | answer, `direction` | unknown |
+ * | `COMPLETED` | end, `direction` | answered |
+ * | `CANCELLED` | end, `direction` | cancel without `ext`; unknown with one |
+ *
+ * A `CANCELLED` naming a member's `ext` may only mean that another member of the group
+ * answered, and the host keeps a call's first end: `unknown` leaves the outcome to the answer
+ * or the history. Without `ext` it is the call itself dropped in the queue, a `cancel`.
+ */
 function callEvent(fields: Fields): VoipWebhookRequest {
   const type = fields.get('type');
   if (type === undefined) {
@@ -141,12 +163,13 @@ function callEvent(fields: Fields): VoipWebhookRequest {
       }
       break;
     default:
-      throw new ParseError(`Unknown event type ${JSON.stringify(type)}`);
+      throw new ParseError(`Unknown event type ${quoted(type)}`);
   }
   const callId = fields.callId();
   if (direction === undefined) {
     if (callId !== undefined) {
-      // Gravitel's 2017 field list has no `direction`: the call's start said it.
+      // Gravitel's 2017 field list has no `direction`: the call's start said it, and the host
+      // completes the event from it.
       return { event, callId, disposition };
     }
     log.warn(
@@ -161,7 +184,9 @@ function callEvent(fields: Fields): VoipWebhookRequest {
   return { event, direction, disposition, callId, ...parties };
 }
 
-/** A `cmd=history`: the platform module's disposition, and the duration only when answered. */
+/** A `cmd=history`'s record: `out` for `type=out`, else `in` (as the platform's module reads
+ * it); the duration ("общая длительность звонка") only for an answered call, since the
+ * contract counts the conversation; as `call` the recording `link`, else the `callid`. */
 function history(fields: Fields): VoipCallRecord {
   const disposition = historyDisposition(fields.get('status') ?? '');
   const duration = disposition === VoipCallDisposition.Answered ? seconds(fields, 'duration') : 0;
@@ -179,7 +204,9 @@ function history(fields: Fields): VoipCallRecord {
   return { direction, disposition, duration, call, callId: fields.callId(), ...parties };
 }
 
-/** The platform module's `toCallDisposition`, reading Gravitel's own `missed` as `Missed`. */
+/** The platform module's `toCallDisposition`, case for case, plus Gravitel's own lower-case
+ * `missed` (its status list writes it so, and the module would leave it `unknown`). Every
+ * other value is matched exactly: `success` is `unknown`. */
 function historyDisposition(status: string): VoipCallDisposition {
   switch (status) {
     case 'Success':
@@ -196,34 +223,37 @@ function historyDisposition(status: string): VoipCallDisposition {
   }
 }
 
-/** Whole seconds as `parseInt` reads them (the leading digits); 0, with a warning, otherwise. */
+/** Whole seconds the way the platform's module reads them (`parseInt`: the leading digits);
+ * 0, with a warning, when there are none or they do not fit the contract's `u32`. */
 function seconds(fields: Fields, name: string): number {
   const value = fields.get(name);
   if (value === undefined) {
     return 0;
   }
-  const digits = /^\d+/.exec(value.trim());
-  if (digits === null) {
-    log.warn(`\`${name}\` is not a number of seconds: ${JSON.stringify(value)}; taken as 0`);
+  const digits = /^[0-9]*/.exec(trim(value))?.[0] ?? '';
+  const number = Number(digits);
+  if (digits === '' || number > U32_MAX) {
+    log.warn(`\`${name}\` is not a number of seconds: ${quoted(value)}; taken as 0`);
     return 0;
   }
-  return Number(digits[0]);
+  return number;
 }
 
-/** `direction` of an answer or an end; none when absent or unknown (the event then names only
- * its call). */
+/** The `direction` of an answer or an end; none when it is absent (Gravitel 2017) or another
+ * value, so that the event names only its call. */
 function directionField(fields: Fields): VoipCallDirection | undefined {
   const value = fields.get('direction');
-  if (value === 'in') {
-    return VoipCallDirection.In;
+  switch (value) {
+    case undefined:
+      return undefined;
+    case 'in':
+      return VoipCallDirection.In;
+    case 'out':
+      return VoipCallDirection.Out;
+    default:
+      log.warn(`unknown \`direction\` ${quoted(value)} (expected in or out): the event names only its call`);
+      return undefined;
   }
-  if (value === 'out') {
-    return VoipCallDirection.Out;
-  }
-  if (value !== undefined) {
-    log.warn(`unknown \`direction\` ${JSON.stringify(value)} (expected in or out): the event names only its call`);
-  }
-  return undefined;
 }
 
 /** The call id of a notification whose parties cannot be told, or why it is refused. */
@@ -237,10 +267,12 @@ function ofCall(fields: Fields, what: string): string {
   return callId;
 }
 
-type Parties = Pick<VoipWebhookRequest, 'srcPhone' | 'dstPhone' | 'srcPhoneExt' | 'dstPhoneExt'>;
+type Parties = Pick<VoipWebhookRequest, 'srcPhone' | 'srcPhoneExt' | 'dstPhone' | 'dstPhoneExt'>;
 
-/** `in`: the client calls the operator, or the line called (`diversion`) while none has the
- * call; `out`: the operator calls the client. None when the operator's side is unknown. */
+/** Who called whom, in the contract's terms. `in`: the client calls the operator, or, while
+ * no one has the call (a queue), the line called (`diversion`; `telnum` is the operator's own
+ * number, never the company's), with the operator's `ext` as `srcPhoneExt`. `out`: the
+ * operator calls the client, `ext` as `dstPhoneExt`. None when the operator's side is unknown. */
 function partiesOf(direction: VoipCallDirection, fields: Fields): Parties | undefined {
   const ext = fields.get('ext');
   if (direction === VoipCallDirection.Out) {
@@ -251,17 +283,118 @@ function partiesOf(direction: VoipCallDirection, fields: Fields): Parties | unde
   return called === undefined ? undefined : { srcPhone: fields.client(), dstPhone: called, srcPhoneExt: ext };
 }
 
-/** The user part of a SIP or tel URI, or `anonymous` for a withheld caller. */
+// ---- What the Rust SDK gives the Rust parser ----
+
+/** The first value of a header, whatever the case of its name (`request.headers` would join
+ * a repeated one). */
+function header(request: FetchRequest, name: string): string | undefined {
+  const lower = asciiLower(name);
+  return request.headerList.find(([key]) => asciiLower(key) === lower)?.[1];
+}
+
+/** The body as text for the form decoder. A leading byte-order mark is kept, as the Rust
+ * SDK's decoder keeps it (it then is part of the first field's name); `request.body` drops it. */
+function bodyText(request: FetchRequest): string {
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(request.bodyBytes);
+}
+
+/** Markers providers use for a withheld caller (compared ignoring ASCII case), and Twilio's
+ * `+266696687`, "ANONYMOUS" on a keypad. */
+const ANONYMOUS_MARKERS = ['anonymous', 'restricted', 'private', 'unavailable', 'unknown', 'withheld', '+266696687', '266696687'];
+
+/** The number a field names (the Rust SDK's `phone::number`): the user part of a SIP or tel
+ * URI, display name and brackets taken off, or `anonymous` for a withheld or missing caller. */
 function phoneNumber(raw: string): string {
-  let text = raw.trim();
+  const user = sipUser(raw);
+  const withheld = user === '' || ANONYMOUS_MARKERS.includes(asciiLower(user));
+  return withheld ? 'anonymous' : user;
+}
+
+/** `sip:101@pbx;user=phone` is `101`, `tel:+7916;ext=1` is `+7916`; other text, trimmed. */
+function sipUser(raw: string): string {
+  let text = trim(raw);
   const open = text.indexOf('<');
   const close = text.lastIndexOf('>');
   if (open !== -1 && open < close) {
     text = text.slice(open + 1, close);
   }
-  const scheme = ['sips:', 'sip:', 'tel:'].find((prefix) => text.toLowerCase().startsWith(prefix));
-  if (scheme !== undefined) {
-    text = text.slice(scheme.length).split('@')[0].split(';')[0].trim();
+  // The Rust helper looks for the scheme in the text's first five bytes, and finds none when
+  // there are fewer or the fifth ends inside a character (`sip:` alone stays `sip:`).
+  const bytes = new TextEncoder().encode(text);
+  const boundary = bytes.length === 5 || (bytes.length > 5 && (bytes[5] & 0xc0) !== 0x80);
+  const head = boundary ? asciiLower(new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes.subarray(0, 5))) : '';
+  const scheme = ['sips:', 'sip:', 'tel:'].find((prefix) => head.startsWith(prefix));
+  if (scheme === undefined) {
+    return text;
   }
-  return text === '' || ANONYMOUS.some((marker) => marker.toLowerCase() === text.toLowerCase()) ? 'anonymous' : text;
+  return trim(text.slice(scheme.length).split('@')[0].split(';')[0]);
+}
+
+/** Whether two strings are the same bytes, in time that depends only on their lengths (so
+ * that the time taken does not tell how much of a forged token was right). */
+function constantTimeEqual(a: string, b: string): boolean {
+  const left = new TextEncoder().encode(a);
+  const right = new TextEncoder().encode(b);
+  if (left.length !== right.length) {
+    return false;
+  }
+  let difference = 0;
+  for (let i = 0; i < left.length; i += 1) {
+    difference |= left[i] ^ right[i];
+  }
+  return difference === 0;
+}
+
+/** Rust's white space (Unicode's `White_Space`): unlike `String.prototype.trim`, U+0085 is
+ * space and the byte-order mark U+FEFF is not. */
+const SPACE = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const EDGE_SPACE = new RegExp(`^${SPACE}+|${SPACE}+$`, 'g');
+
+/** `text` without white space at either end, as Rust's `trim`. */
+function trim(text: string): string {
+  return text.replace(EDGE_SPACE, '');
+}
+
+/** Lower case for ASCII letters only, as Rust's `to_ascii_lowercase` (`toLowerCase` would also
+ * fold, say, the Kelvin sign into a `k`). */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+}
+
+/** The code points Rust's `{:?}` writes as `\u{...}`: controls, format characters, separators
+ * other than the space, the combining marks' blocks, surrogates, private use and
+ * noncharacters. (Rust's table also escapes every unassigned code point and every combining
+ * mark; the engine's regular expressions have no `\p{...}` to tell those, so only the common
+ * blocks are listed.) */
+const ESCAPED: ReadonlyArray<readonly [number, number]> = [
+  [0x00, 0x1f], [0x7f, 0xa0], [0xad, 0xad], [0x300, 0x36f], [0x483, 0x489], [0x600, 0x605],
+  [0x61c, 0x61c], [0x6dd, 0x6dd], [0x70f, 0x70f], [0x180e, 0x180e], [0x1680, 0x1680],
+  [0x1ab0, 0x1aff], [0x1dc0, 0x1dff], [0x2000, 0x200f], [0x2028, 0x202f], [0x205f, 0x206f],
+  [0x20d0, 0x20ff], [0x3000, 0x3000], [0xd800, 0xf8ff], [0xfe00, 0xfe0f], [0xfe20, 0xfe2f],
+  [0xfeff, 0xfeff], [0xfff9, 0xfffb], [0xfffe, 0xffff], [0xe0000, 0xe0fff], [0xf0000, 0x10ffff],
+];
+
+/** `text` quoted as Rust's `{:?}` writes it, which the Rust parser's messages (and so the
+ * samples' refusals) quote values with. */
+function quoted(text: string): string {
+  let out = '"';
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    if (char === '"' || char === '\\') {
+      out += `\\${char}`;
+    } else if (char === '\t') {
+      out += '\\t';
+    } else if (char === '\r') {
+      out += '\\r';
+    } else if (char === '\n') {
+      out += '\\n';
+    } else if (char === '\0') {
+      out += '\\0';
+    } else if (ESCAPED.some(([first, last]) => first <= code && code <= last)) {
+      out += `\\u{${code.toString(16)}}`;
+    } else {
+      out += char;
+    }
+  }
+  return `${out}"`;
 }
