@@ -216,7 +216,10 @@ fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
     let (request, expected) = sample("generic-json", "documentation-example");
     let tried = server.admin("POST", &format!("{base}/versions/2/test"), request.clone());
     assert_eq!(tried.status, 200, "{}", tried.body);
-    assert_eq!(tried.json(), expected);
+    let tried = tried.json();
+    assert_eq!(tried["outcome"], expected);
+    assert!(tried["log"]["lines"].is_array(), "{tried}");
+    assert!(tried["duration_us"].as_u64().is_some(), "{tried}");
     assert_eq!(
         server.events("acme", "pbx").len(),
         0,
@@ -275,6 +278,12 @@ fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
         }),
         "{invocations}"
     );
+    assert!(
+        listed.iter().all(|invocation| invocation["headers"]
+            .as_array()
+            .is_some_and(|headers| headers.iter().any(|header| header[0] == "content-type"))),
+        "{invocations}"
+    );
 
     let metrics = server.send("GET", "/metrics", None, &[], Vec::new());
     assert!(
@@ -288,6 +297,24 @@ fn versions_settings_and_bindings_are_managed_and_survive_a_restart() {
         metrics.body.contains(
             r#"telehook_parser_duration_seconds_count{tenant="acme",integration="pbx"} 3"#
         )
+    );
+    // The same counts in the last half hour's buckets, for the console's chart.
+    let activity = server
+        .admin("GET", &format!("{base}/activity"), Value::Null)
+        .json();
+    assert_eq!(activity["bucket_secs"], 10);
+    let buckets = activity["buckets"].as_array().expect("buckets");
+    let ok: u64 = buckets
+        .iter()
+        .filter_map(|bucket| bucket["outcomes"]["ok"].as_u64())
+        .sum();
+    assert_eq!(ok, 3, "{activity}");
+    assert!(
+        buckets.iter().all(
+            |bucket| bucket["p50_us"].as_u64() <= bucket["p99_us"].as_u64()
+                && bucket["p50_us"].as_u64().is_some()
+        ),
+        "{activity}"
     );
 
     // Everything is still there after a crash.
@@ -329,6 +356,17 @@ fn a_tenant_token_cannot_see_or_touch_another_tenant() {
 
     let own = server.as_token(&acme, "GET", "/tenants/acme/integrations/pbx", Value::Null);
     assert_eq!(own.status, 200, "{}", own.body);
+    // Whom each token belongs to, as a console asks before it shows anything.
+    let whoami = |token: &str| server.as_token(token, "GET", "/whoami", Value::Null);
+    assert_eq!(
+        whoami(&acme).json(),
+        json!({ "role": "tenant", "tenant": "acme" })
+    );
+    assert_eq!(
+        whoami(&server.admin_token).json(),
+        json!({ "role": "admin" })
+    );
+    assert_eq!(whoami("not-a-token").status, 401);
     for (method, path) in [
         ("GET", "/tenants/acme/integrations"),
         ("GET", "/tenants/acme/integrations/pbx"),
@@ -450,6 +488,16 @@ fn two_tenants_may_give_their_integrations_the_same_id() {
     assert_eq!(made_again.status, 201, "{}", made_again.body);
     assert_eq!(invocations("acme"), 0);
     assert_eq!(invocations("rival"), 2);
+    let activity = |tenant: &str| {
+        let path = format!("/tenants/{tenant}/integrations/pbx/activity");
+        server.admin("GET", &path, Value::Null).json()["buckets"].clone()
+    };
+    assert_eq!(
+        activity("acme"),
+        json!([]),
+        "the deleted one's activity went with it"
+    );
+    assert_ne!(activity("rival"), json!([]));
     assert_eq!(send_request_file(&server, &rival, &form_call).status, 200);
 }
 

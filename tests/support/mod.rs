@@ -22,6 +22,7 @@ pub struct Server {
 pub struct Reply {
     pub status: u16,
     pub retry_after: Option<String>,
+    pub headers: ureq::http::HeaderMap,
     pub body: String,
 }
 
@@ -105,6 +106,7 @@ impl Server {
                 .get("retry-after")
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned),
+            headers: response.headers().clone(),
             body: response.body_mut().read_to_string().expect("a text body"),
         }
     }

@@ -194,6 +194,7 @@ impl Service {
     pub async fn delete_integration(&self, key: &IntegrationKey) -> Result<(), ServiceError> {
         self.storage.delete_integration(key).await?;
         self.forget_route(key);
+        self.metrics.forget(key);
         Ok(())
     }
 
@@ -209,6 +210,7 @@ impl Service {
         self.storage.delete_tenant(tenant_id).await?;
         for integration in integrations {
             self.forget_route(&integration.key());
+            self.metrics.forget(&integration.key());
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ pub struct InvocationSummary {
     pub method: String,
     /// The request's path, with the webhook token and setting values redacted.
     pub path: String,
+    /// The request's headers (names in lower case), with setting values redacted.
+    pub headers: Vec<(String, String)>,
     /// The request body (cut at 4 KiB), with setting values redacted.
     pub body: String,
     /// What the parser logged.

@@ -39,6 +39,7 @@ use crate::delivery::stream_token::StreamTokens;
 use crate::event_log::EventLog;
 use crate::health::BreakerConfig;
 use crate::metrics::Metrics;
+use crate::metrics::activity::BucketReport;
 use crate::secrets::{KeySource, SettingsKey};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{IntegrationKey, Storage, StorageError};
@@ -285,6 +286,12 @@ impl Service {
     /// The metrics in Prometheus text format.
     pub fn metrics(&self) -> String {
         self.metrics.encode()
+    }
+
+    /// An integration's requests and parser latencies over the last half hour, in buckets of
+    /// [`crate::metrics::activity::BUCKET_SECS`], oldest first.
+    pub fn activity(&self, key: &IntegrationKey) -> Vec<BucketReport> {
+        self.metrics.activity(key)
     }
 }
 

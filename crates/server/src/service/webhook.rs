@@ -254,6 +254,14 @@ impl Service {
             Err(err) => err.kind(),
         };
         self.judge(key, &route, &invocation.result);
+        // The settings' values and what the parser asked to hide (contract 0.3), before the
+        // body is cut: a secret cut in half would show. The path also carries the webhook token.
+        let hidden: Vec<&str> = route
+            .secrets
+            .iter()
+            .map(String::as_str)
+            .chain(invocation.log.secrets())
+            .collect();
         self.remember(
             key,
             InvocationSummary {
@@ -263,27 +271,23 @@ impl Service {
                 error: invocation.result.as_ref().err().map(ToString::to_string),
                 duration_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
                 method: request.method.clone(),
-                // The settings' values and what the parser asked to hide (contract 0.3), before
-                // the body is cut: a secret cut in half would show.
                 path: redact(
                     &request.path_with_query,
-                    route
-                        .secrets
-                        .iter()
-                        .chain([&route.webhook_token])
-                        .map(String::as_str)
-                        .chain(invocation.log.secrets()),
+                    hidden.iter().copied().chain([route.webhook_token.as_str()]),
                 )
                 .into_owned(),
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.clone(),
+                            redact(value, hidden.iter().copied()).into_owned(),
+                        )
+                    })
+                    .collect(),
                 body: cut(
-                    &redact(
-                        &request.body_lossy(),
-                        route
-                            .secrets
-                            .iter()
-                            .map(String::as_str)
-                            .chain(invocation.log.secrets()),
-                    ),
+                    &redact(&request.body_lossy(), hidden.iter().copied()),
                     RECENT_BODY_BYTES,
                 ),
                 log: invocation.log,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use telehook::WebhookRequest;
+use telehook::{InvokeError, WebhookRequest};
 
 use super::AppState;
 use super::body::{ApiError, discard, read};
@@ -35,6 +35,7 @@ type ApiResult = Result<Response, ApiError>;
 pub fn routes() -> axum::Router<AppState> {
     let integration = "/tenants/{tenant}/integrations/{integration}";
     axum::Router::new()
+        .route("/whoami", get(whoami))
         .route("/tenants", post(create_tenant).get(list_tenants))
         .route("/tenants/{tenant}", axum::routing::delete(delete_tenant))
         .route("/events", get(event_feed))
@@ -98,6 +99,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route(&format!("{integration}/calls"), get(calls::list))
         .route(&format!("{integration}/calls/{{call}}"), get(calls::show))
         .route(&format!("{integration}/invocations"), get(list_invocations))
+        .route(&format!("{integration}/activity"), get(show_activity))
 }
 
 /// `/metrics` in Prometheus text format.
@@ -238,6 +240,15 @@ fn created(value: Value) -> ApiResult {
 
 fn ok(value: Value) -> ApiResult {
     Ok(Json(value).into_response())
+}
+
+/// `GET /admin/whoami`: whom the token belongs to, so that a console shows only what it may
+/// manage.
+async fn whoami(Caller(principal): Caller) -> ApiResult {
+    ok(match principal {
+        Principal::Admin => json!({ "role": "admin" }),
+        Principal::Tenant(tenant) => json!({ "role": "tenant", "tenant": tenant }),
+    })
 }
 
 #[derive(Deserialize)]
@@ -428,7 +439,9 @@ async fn rollback(State(state): State<AppState>, Owned(integration): Owned) -> A
 }
 
 /// Runs a stored version on a sample request (the `telehook run` request file) with the
-/// integration's settings, without activating it or dispatching anything.
+/// integration's settings, without activating it or dispatching anything: a trial before an
+/// activation. The answer carries the parser's log either way, and an invalid result's
+/// violations field by field, since those are what the admin fixes the parser by.
 async fn test_version(
     State(state): State<AppState>,
     Owned(integration): Owned,
@@ -450,9 +463,34 @@ async fn test_version(
     let invocation = lanes::in_background(move || parser.invoke(&request, settings))
         .await
         .map_err(|err| ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    let duration_us = u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX);
     match invocation.result {
-        Ok(outcome) => ok(json!(outcome)),
-        Err(err) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())),
+        Ok(outcome) => ok(json!({
+            "outcome": outcome,
+            "log": invocation.log,
+            "duration_us": duration_us,
+        })),
+        Err(err) => {
+            let violations: Vec<Value> = match &err {
+                InvokeError::Invalid(violations) => violations
+                    .0
+                    .iter()
+                    .map(|violation| json!({ "field": violation.field, "message": violation.rule }))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "error": err.to_string(),
+                    "kind": err.kind(),
+                    "violations": violations,
+                    "log": invocation.log,
+                    "duration_us": duration_us,
+                })),
+            )
+                .into_response())
+        }
     }
 }
 
@@ -637,4 +675,13 @@ async fn confirm_consumed(
 
 async fn list_invocations(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
     ok(json!(state.service.recent_invocations(&integration.key())))
+}
+
+/// `GET .../activity`: the last half hour of requests by outcome and parser latency, in
+/// buckets, for a chart; the totals since start are `/metrics`.
+async fn show_activity(State(state): State<AppState>, Owned(integration): Owned) -> ApiResult {
+    ok(json!({
+        "bucket_secs": crate::metrics::activity::BUCKET_SECS,
+        "buckets": state.service.activity(&integration.key()),
+    }))
 }

@@ -2,9 +2,14 @@
 //! integrations' circuit breakers are open, the calls the host had to end or could not
 //! resolve, and how delivery goes (stream clients, forwarding attempts, dead letters).
 //!
+//! [`activity`] keeps the last half hour of each integration's requests and latencies in
+//! buckets, for the console's charts.
+//!
 //! Integrations are labelled by tenant and id, since ids are only unique within a tenant.
 //! Both come from URLs anyone can send; only registered ones become label values, so that a
 //! scan of random URLs cannot grow the metrics without bound.
+
+pub mod activity;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::storage::{IntegrationKey, Swept};
+use activity::{Activity, BucketReport};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -49,6 +55,7 @@ pub struct Metrics {
     unresolved_events: Family<IntegrationLabels, Counter>,
     stream_clients: Gauge,
     forwarding: ForwardMetrics,
+    activity: Activity,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -165,6 +172,7 @@ impl Default for Metrics {
             unresolved_events,
             stream_clients,
             forwarding,
+            activity: Activity::default(),
         }
     }
 }
@@ -173,6 +181,9 @@ impl Metrics {
     /// Counts one webhook request; `None` for one that named no registered integration, whose
     /// labels stay empty.
     pub fn request(&self, integration: Option<&IntegrationKey>, outcome: &str) {
+        if let Some(key) = integration {
+            self.activity.request(key, outcome);
+        }
         let labels = integration.map_or(
             IntegrationLabels {
                 tenant: String::new(),
@@ -191,6 +202,7 @@ impl Metrics {
 
     /// Records how long a parser ran.
     pub fn parser_duration(&self, integration: &IntegrationKey, seconds: f64) {
+        self.activity.parser_duration(integration, seconds);
         self.latency
             .get_or_create(&integration.into())
             .observe(seconds);
@@ -232,6 +244,16 @@ impl Metrics {
     /// The forwarders' metrics.
     pub fn forwarding(&self) -> ForwardMetrics {
         self.forwarding.clone()
+    }
+
+    /// The integration's requests and parser latencies over the last half hour, oldest first.
+    pub fn activity(&self, integration: &IntegrationKey) -> Vec<BucketReport> {
+        self.activity.report(integration)
+    }
+
+    /// Forgets what was kept in memory of a deleted integration's activity.
+    pub fn forget(&self, integration: &IntegrationKey) {
+        self.activity.forget(integration);
     }
 
     /// The metrics in Prometheus text format.
