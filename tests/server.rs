@@ -1093,6 +1093,21 @@ fn a_flood_to_one_integration_is_refused_there_alone() {
             .all(|reply| reply.body.contains("the integration is busy")
                 && reply.retry_after.as_deref() == Some("1"))
     );
+    // A trial runs under the integration's own limits, as the version will once active.
+    let trial = server.admin(
+        "POST",
+        "/tenants/acme/integrations/slow/versions/1/test",
+        json!({ "method": "POST", "url": "/hooks/acme/slow", "body": "loop" }),
+    );
+    assert_eq!(trial.status, 422, "{}", trial.body);
+    let trial = trial.json();
+    assert_eq!(trial["kind"], "timeout", "{trial}");
+    assert!(
+        trial["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("limit of 200 ms")),
+        "{trial}"
+    );
 
     // A rate budget: the burst passes, the next request is told when to come back.
     let set = server.admin(

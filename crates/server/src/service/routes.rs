@@ -81,15 +81,11 @@ impl Service {
         let recipients = Recipients::new(&self.storage.bindings(key).await?);
         let limits = self.effective_limits(&self.storage.limits(key).await?);
         let active = match integration.active_version {
-            Some(version) => {
-                let parser = self.load_version(key, version).await?;
-                let invocation = limits.invocation(self.limits());
-                Some(Arc::new(Active {
-                    version,
-                    parser: parser.with_limits(invocation.timeout, invocation.memory_bytes),
-                    settings: Arc::new(settings.clone()),
-                }))
-            }
+            Some(version) => Some(Arc::new(Active {
+                version,
+                parser: self.load_version(key, version).await?,
+                settings: Arc::new(settings.clone()),
+            })),
             None => None,
         };
         let previous = self
@@ -144,7 +140,9 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("integration `{}`", key.integration_id)))
     }
 
-    /// Loads a stored version (for testing it before activation).
+    /// Loads a stored version under the integration's own time and memory limits: the active
+    /// one, or one on trial before its activation, which must meet the limits it will run
+    /// under.
     pub async fn load_version(
         self: &Arc<Self>,
         key: &IntegrationKey,
@@ -162,13 +160,16 @@ impl Service {
                     key.integration_id
                 ))
             })?;
+        let invocation = self
+            .effective_limits(&self.storage.limits(key).await?)
+            .invocation(self.limits());
         let service = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        let parser = tokio::task::spawn_blocking(move || {
             service.components.load(&service.runtime, &stored.sha256)
         })
         .await
-        .map_err(|err| ServiceError::Storage(err.to_string()))?
-        .map_err(Into::into)
+        .map_err(|err| ServiceError::Storage(err.to_string()))??;
+        Ok(parser.with_limits(invocation.timeout, invocation.memory_bytes))
     }
 
     pub(super) fn effective_limits(&self, own: &IntegrationLimits) -> EffectiveLimits {
