@@ -7,7 +7,7 @@
 //! - `cargo xtask catalog`: the README's catalog table from the last `bench --catalog` run.
 //! - `cargo xtask test`: the whole test suite, every crate's (which builds every guest from
 //!   source, the TypeScript and Python ones with the SDKs it installs first: see
-//!   [`languages`]).
+//!   [`languages`]), and the web console's in a real browser (see [`console`]).
 //! - `cargo xtask reliability [--quick] [--only CASE]`: the hostile-input suite against a real
 //!   server (`--only` runs the cases whose name contains CASE, or one of CASE,CASE); its
 //!   table goes in `RELIABILITY.md` (see [`reliability`]).
@@ -34,6 +34,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 mod catalog;
+mod console;
 mod delivery;
 mod languages;
 mod load;
@@ -87,6 +88,7 @@ fn main() -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     ensure_guest_targets()?;
     let bin = languages::prepare(root)?;
+    console::prepare(root)?;
     // The whole workspace: the catalog's and the examples' own unit tests run natively too.
     run(Command::new(cargo())
         .current_dir(root)
@@ -316,7 +318,22 @@ fn demo(root: &Path) -> Result<()> {
     }
     print_updates(&updates);
     println!("\nThe components are in {}", components.display());
-    println!("The server's data directory was {}", data_dir.display());
+    println!("The server's data directory is {}", data_dir.display());
+    offer_console(&server)
+}
+
+/// Where the console shows what the demo did; at a terminal the server keeps running until
+/// Enter, so that a person can look, and a script's run ends here.
+fn offer_console(server: &server::Server) -> Result<()> {
+    use std::io::IsTerminal;
+    println!(
+        "\nThe console: {}/console (sign in with the admin token {})",
+        server.url, server.admin_token
+    );
+    if std::io::stdin().is_terminal() {
+        println!("Press Enter to stop the server.");
+        std::io::stdin().read_line(&mut String::new())?;
+    }
     Ok(())
 }
 

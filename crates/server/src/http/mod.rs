@@ -1,5 +1,5 @@
 //! The HTTP edge: webhook ingress for providers, the admin API, the live stream of call
-//! updates (`/stream/calls`), `/metrics`, and the probes an orchestrator asks (`/healthz`,
+//! updates (`/stream/calls`), the web console (`/console`), `/metrics`, and the probes an orchestrator asks (`/healthz`,
 //! `/readyz`).
 //!
 //! Everything here translates between HTTP and the [`Service`]; no decision about parsers,
@@ -11,6 +11,7 @@
 
 mod admin;
 mod body;
+mod console;
 mod ingress;
 mod probes;
 mod stream;
@@ -93,6 +94,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(probes::live))
         .route("/readyz", get(probes::ready))
         .nest("/admin", admin::routes())
+        .merge(console::routes())
         .with_state(state)
 }
 
