@@ -315,3 +315,58 @@ export function usePoll(poll: () => void, ms: number): void {
     };
   }, [ms]);
 }
+
+/**
+ * The id and optional name of something new (a tenant, an integration): the id becomes part of
+ * webhook URLs, so it is checked here by the server's own rule before the server says so.
+ */
+export function IdNameFields({
+  prefix,
+  id,
+  setId,
+  name,
+  setName,
+  idExample,
+  nameExample,
+  idUse,
+}: {
+  prefix: string;
+  id: string;
+  setId: (id: string) => void;
+  name: string;
+  setName: (name: string) => void;
+  idExample: string;
+  nameExample: string;
+  idUse: string;
+}) {
+  return (
+    <div class="grid">
+      <div>
+        <label for={`${prefix}-id`}>Id</label>
+        <input
+          id={`${prefix}-id`}
+          name={`${prefix}-id`}
+          required
+          pattern="[a-z0-9_\-]{1,64}"
+          placeholder={idExample}
+          value={id}
+          onInput={(e) => setId(e.currentTarget.value)}
+          aria-describedby={`${prefix}-id-help`}
+        />
+        <small id={`${prefix}-id-help`}>1 to 64 of a-z, 0-9, - and _; {idUse}.</small>
+      </div>
+      <div>
+        <label for={`${prefix}-name`}>
+          Name <span class="muted">(optional)</span>
+        </label>
+        <input
+          id={`${prefix}-name`}
+          name={`${prefix}-name`}
+          placeholder={nameExample}
+          value={name}
+          onInput={(e) => setName(e.currentTarget.value)}
+        />
+      </div>
+    </div>
+  );
+}

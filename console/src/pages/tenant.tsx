@@ -8,7 +8,7 @@ import { useState } from 'preact/hooks';
 import type { Health, Integration } from '../api';
 import { href, navigate } from '../router';
 import { isAdmin, useApi, useSession } from '../session';
-import { ErrorNote, Load, Time, useAction, useLoad } from '../ui';
+import { ErrorNote, IdNameFields, Load, Time, useAction, useLoad } from '../ui';
 import { BreakerBadge } from './overview';
 
 interface Row {
@@ -107,34 +107,16 @@ function CreateIntegration({ tenant }: { tenant: string }) {
         <h2 id="new-integration">New integration</h2>
       </header>
       <form onSubmit={submit}>
-        <div class="grid">
-          <div>
-            <label for="integration-id">Id</label>
-            <input
-              id="integration-id"
-              name="integration-id"
-              required
-              pattern="[a-z0-9_\-]{1,64}"
-              placeholder="zadarma"
-              value={id}
-              onInput={(e) => setId(e.currentTarget.value)}
-              aria-describedby="integration-id-help"
-            />
-            <small id="integration-id-help">1 to 64 of a-z, 0-9, - and _; part of its webhook URL.</small>
-          </div>
-          <div>
-            <label for="integration-name">
-              Name <span class="muted">(optional)</span>
-            </label>
-            <input
-              id="integration-name"
-              name="integration-name"
-              placeholder="Zadarma PBX"
-              value={name}
-              onInput={(e) => setName(e.currentTarget.value)}
-            />
-          </div>
-        </div>
+        <IdNameFields
+          prefix="integration"
+          id={id}
+          setId={setId}
+          name={name}
+          setName={setName}
+          idExample="zadarma"
+          nameExample="Zadarma PBX"
+          idUse="part of its webhook URL"
+        />
         <ErrorNote error={action.error} />
         <button type="submit" aria-busy={action.busy} disabled={action.busy}>
           Create integration

@@ -8,7 +8,7 @@ import { useState } from 'preact/hooks';
 import type { CreatedTenant, Tenant } from '../api';
 import { href, navigate } from '../router';
 import { useApi } from '../session';
-import { Confirm, CopyField, Dialog, ErrorNote, Load, Time, useAction, useLoad } from '../ui';
+import { Confirm, CopyField, Dialog, ErrorNote, IdNameFields, Load, Time, useAction, useLoad } from '../ui';
 
 export function TenantsPage() {
   const api = useApi();
@@ -131,28 +131,16 @@ function CreateTenant({ onCreated }: { onCreated: (tenant: CreatedTenant) => voi
         <h2 id="new-tenant">New tenant</h2>
       </header>
       <form onSubmit={submit} class="inline-form">
-        <div class="grid">
-          <div>
-            <label for="tenant-id">Id</label>
-            <input
-              id="tenant-id"
-              name="tenant-id"
-              required
-              pattern="[a-z0-9_\-]{1,64}"
-              placeholder="acme"
-              value={id}
-              onInput={(e) => setId(e.currentTarget.value)}
-              aria-describedby="tenant-id-help"
-            />
-            <small id="tenant-id-help">1 to 64 of a-z, 0-9, - and _; part of its webhook URLs.</small>
-          </div>
-          <div>
-            <label for="tenant-name">
-              Name <span class="muted">(optional)</span>
-            </label>
-            <input id="tenant-name" name="tenant-name" placeholder="Acme Ltd" value={name} onInput={(e) => setName(e.currentTarget.value)} />
-          </div>
-        </div>
+        <IdNameFields
+          prefix="tenant"
+          id={id}
+          setId={setId}
+          name={name}
+          setName={setName}
+          idExample="acme"
+          nameExample="Acme Ltd"
+          idUse="part of its webhook URLs"
+        />
         <ErrorNote error={action.error} />
         <button type="submit" aria-busy={action.busy} disabled={action.busy}>
           Create tenant
