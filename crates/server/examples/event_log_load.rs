@@ -3,8 +3,10 @@
 //! latency. This is the ceiling of `telehook serve` at that many connections, since every
 //! accepted webhook waits for its append (BENCHMARKS.md, step 8).
 //!
-//! `event_log_load [--no-fsync] [SECONDS]` (default 4 seconds per level) creates a database in
-//! a temporary folder under `target/` and prints one Markdown row per level.
+//! `event_log_load [--no-fsync] [--postgres URL] [SECONDS]` (default 4 seconds per level)
+//! creates a database in a temporary folder under `target/`, or with `--postgres` appends to
+//! the PostgreSQL database at `URL` (`postgres://...`, whose schema it brings up to date), and
+//! prints one Markdown row per level.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use telehook::outcome::{Direction, Disposition, EventType, TelephonyEvent};
 use telehook_server::event_log::EventLog;
 use telehook_server::secrets::SettingsKey;
+use telehook_server::storage::postgres::PostgresStorage;
 use telehook_server::storage::sqlite::SqliteStorage;
 use telehook_server::storage::{NewEvent, Storage, now};
 
@@ -38,9 +41,19 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fsync = !args.iter().any(|arg| arg == "--no-fsync");
     let seconds = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(4.0);
+    let postgres = args
+        .iter()
+        .position(|arg| arg == "--postgres")
+        .and_then(|at| args.get(at + 1));
+    let key = SettingsKey::from_bytes(&[0; 32]);
     let folder = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))?;
-    let database = folder.path().join("telehook.db");
-    let storage = SqliteStorage::open(&database, SettingsKey::from_bytes(&[0; 32]))?;
+    let storage: Box<dyn Storage> = match postgres {
+        Some(url) => Box::new(PostgresStorage::connect(url, key).await?),
+        None => Box::new(SqliteStorage::open(
+            &folder.path().join("telehook.db"),
+            key,
+        )?),
+    };
     let log = Arc::new(EventLog::start(
         storage.event_writer(fsync)?,
         telehook_server::delivery::Hub::default(),

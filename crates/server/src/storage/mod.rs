@@ -3,13 +3,25 @@
 //!
 //! The service speaks to storage through [`Storage`], in its own words, and never sees a
 //! database type: a backend is one implementation of this trait (SQLite, [`sqlite`], is the
-//! first and the embedded default), so that another one can come without touching the webhook
-//! path. Events are written apart, through an [`EventWriter`] that the event log's
-//! group-commit thread owns (see [`crate::event_log`]): one transaction per batch of appends.
+//! first and the embedded default; PostgreSQL, [`postgres`], is for several nodes sharing one
+//! database), so that another one can come without touching the webhook path. Events are
+//! written apart, through an [`EventWriter`] that the event log's group-commit thread owns
+//! (see [`crate::event_log`]): one transaction per batch of appends.
+//!
+//! What the backends do alike is written once, here: the writer's correlation flow
+//! (`append`), reading rows back (`columns`) and sealing (`sealing`); the backends differ
+//! only in their SQL and in how they number the log. The same suite of tests runs on both
+//! (`conformance`).
 //!
 //! The methods are `async` because a backend over the network (a connection pool) must not
 //! block the service's threads; SQLite answers from a local file and does its work in place.
 
+mod append;
+mod columns;
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
+mod sealing;
 pub mod sqlite;
 
 use std::time::{Duration, SystemTime};
@@ -66,6 +78,17 @@ pub enum StorageError {
 
 /// The result of a storage operation.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The most events one confirmation prunes, so that it never holds the event log's writer
+/// long; what is left goes with the next confirmation. (Also the most call updates one
+/// pruning deletes.)
+pub(crate) const PRUNE_BATCH: usize = 10_000;
+
+/// What an operation on a missing integration answers. It names the integration by its id
+/// alone: the caller asked within its tenant.
+pub(crate) fn not_found(key: &IntegrationKey) -> StorageError {
+    StorageError::NotFound(format!("integration `{}`", key.integration_id))
+}
 
 /// The storage of the service: every read and change it makes, named as the service names
 /// them. Each change is atomic: a failed one leaves everything as it was.

@@ -2,55 +2,13 @@
 //! events that name a call not known yet, and reading calls back for the admin API. The rules
 //! are [`crate::calls`]'s; this module only finds the candidates and keeps the rows.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use serde::Serialize;
+use rusqlite::{Connection, Transaction, params};
 
-use super::{IntegrationKey, NewEvent, Result, StorageError, optional, parse, to_json};
-use crate::calls::{self, Call, CallParties, Kind};
+use super::{IntegrationKey, NewEvent, Result, collect, first, to_json};
+use crate::calls::{Call, CallParties};
 use crate::storage::CallFilter;
-
-/// The most calls of the same parties weighed for one event: far more than can overlap.
-const MAX_CANDIDATES: u32 = 32;
-
-const CALL_COLUMNS: &str = "id, tenant_id, integration_id, provider_call_id, state, disposition, \
-     closed_by, direction, src_phone, src_phone_ext, dst_phone, dst_phone_ext, started_at, \
-     answered_at, ended_at, first_event_at, last_event_at, users, record, first_seq, last_seq";
-
-/// A unit enum as the bare word it serialises to (`ringing`, `in`, ...), for a column.
-fn to_word<T: Serialize>(value: &T) -> Result<String> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(word)) => Ok(word),
-        other => Err(StorageError::Corrupt(format!("word: {other:?}"))),
-    }
-}
-
-fn call_row(row: &Row<'_>) -> rusqlite::Result<Call> {
-    Ok(Call {
-        id: row.get(0)?,
-        tenant_id: row.get(1)?,
-        integration_id: row.get(2)?,
-        provider_call_id: row.get(3)?,
-        state: parse(row, 4, false)?,
-        disposition: parse(row, 5, false)?,
-        closed_by: optional(row, 6, false)?,
-        parties: CallParties {
-            direction: parse(row, 7, false)?,
-            src_phone: row.get(8)?,
-            src_phone_ext: row.get(9)?,
-            dst_phone: row.get(10)?,
-            dst_phone_ext: row.get(11)?,
-        },
-        started_at: row.get(12)?,
-        answered_at: row.get(13)?,
-        ended_at: row.get(14)?,
-        first_event_at: row.get(15)?,
-        last_event_at: row.get(16)?,
-        users: parse(row, 17, true)?,
-        record: optional(row, 18, true)?,
-        first_seq: row.get(19)?,
-        last_seq: row.get(20)?,
-    })
-}
+use crate::storage::append::MAX_CANDIDATES;
+use crate::storage::columns::{self, CALL_COLUMNS, HELD_COLUMNS, to_word};
 
 /// The latest call of the integration with the provider's call id `provider_call_id`. The
 /// index is named: without statistics the planner would walk the integration's calls in key
@@ -60,32 +18,27 @@ pub(super) fn by_provider_id(
     key: &IntegrationKey,
     provider_call_id: &str,
 ) -> Result<Option<Call>> {
-    Ok(tx
-        .prepare_cached(&format!(
+    first(
+        tx.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_by_provider_id
              WHERE tenant_id = ?1 AND integration_id = ?2 AND provider_call_id = ?3
              ORDER BY id DESC LIMIT 1"
         ))?
-        .query_row(
-            params![key.tenant_id, key.integration_id, provider_call_id],
-            call_row,
-        )
-        .optional()?)
+        .query(params![key.tenant_id, key.integration_id, provider_call_id])?,
+        columns::call,
+    )
 }
 
-/// The call an event of `kind` with `parties` and no call id joins: the candidates are the
-/// integration's calls of the same parties without a call id with an event since `since`,
-/// chosen from by [`calls::choose`].
+/// The integration's calls of the same parties without a call id with an event since
+/// `since`, most recently begun first: the candidates an event without a call id may join.
 pub(super) fn by_parties(
     tx: &Transaction<'_>,
     key: &IntegrationKey,
     parties: &CallParties,
-    kind: Kind,
-    at: &str,
     since: &str,
-) -> Result<Option<Call>> {
-    let candidates = tx
-        .prepare_cached(&format!(
+) -> Result<Vec<Call>> {
+    collect(
+        tx.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_by_parties
              WHERE tenant_id = ?1 AND integration_id = ?2 AND direction = ?3
                AND src_phone = ?4 AND dst_phone = ?5 AND provider_call_id IS NULL
@@ -94,22 +47,19 @@ pub(super) fn by_parties(
                AND last_event_at >= ?8
              ORDER BY id DESC LIMIT ?9"
         ))?
-        .query_map(
-            params![
-                key.tenant_id,
-                key.integration_id,
-                to_word(&parties.direction)?,
-                parties.src_phone,
-                parties.dst_phone,
-                parties.src_phone_ext,
-                parties.dst_phone_ext,
-                since,
-                MAX_CANDIDATES
-            ],
-            call_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(calls::choose(&candidates, kind, at).cloned())
+        .query(params![
+            key.tenant_id,
+            key.integration_id,
+            to_word(&parties.direction)?,
+            parties.src_phone,
+            parties.dst_phone,
+            parties.src_phone_ext,
+            parties.dst_phone_ext,
+            since,
+            MAX_CANDIDATES
+        ])?,
+        columns::call,
+    )
 }
 
 /// Writes a call, new or changed.
@@ -173,9 +123,6 @@ pub(super) fn hold(tx: &Transaction<'_>, event: &NewEvent, provider_call_id: &st
     Ok(())
 }
 
-const HELD_COLUMNS: &str =
-    "tenant_id, integration_id, version, received_at, event, call_record, users";
-
 /// Takes out the events held for the provider's call `provider_call_id`, oldest first.
 pub(super) fn take_held(
     tx: &Transaction<'_>,
@@ -202,12 +149,13 @@ fn take(
     filter: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<NewEvent>> {
-    let held = tx
-        .prepare_cached(&format!(
+    let held = collect(
+        tx.prepare_cached(&format!(
             "SELECT {HELD_COLUMNS} FROM held_events WHERE {filter} ORDER BY seq"
         ))?
-        .query_map(args, |row| held_row(row, 0))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .query(args)?,
+        columns::held,
+    )?;
     if !held.is_empty() {
         tx.prepare_cached(&format!("DELETE FROM held_events WHERE {filter}"))?
             .execute(args)?;
@@ -215,36 +163,15 @@ fn take(
     Ok(held)
 }
 
-/// A held event, as it was appended, from the columns [`HELD_COLUMNS`] at `offset` on.
-fn held_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<NewEvent> {
-    let at = |index: usize| index + offset;
-    Ok(NewEvent {
-        tenant_id: row.get(at(0))?,
-        integration_id: row.get(at(1))?,
-        version: row.get(at(2))?,
-        received_at: row.get(at(3))?,
-        event: optional(row, at(4), true)?,
-        call_record: optional(row, at(5), true)?,
-        users: parse(row, at(6), true)?,
-        delivery: None,
-        calls_since: String::new(),
-    })
-}
-
-/// Ends the open calls whose last event is older than `before`, at `now`, marked `timeout`;
-/// returns them as they are now.
-pub(super) fn time_out(tx: &Transaction<'_>, before: &str, now: &str) -> Result<Vec<Call>> {
-    let mut ended = tx
-        .prepare_cached(&format!(
+/// The open calls whose last event is older than `before`.
+pub(super) fn quiet(tx: &Transaction<'_>, before: &str) -> Result<Vec<Call>> {
+    collect(
+        tx.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE state != 'ended' AND last_event_at < ?1"
         ))?
-        .query_map([before], call_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    for call in &mut ended {
-        call.time_out(now);
-        save(tx, call)?;
-    }
-    Ok(ended)
+        .query([before])?,
+        columns::call,
+    )
 }
 
 /// An integration's calls that pass `filter`, most recently begun first.
@@ -254,8 +181,8 @@ pub(super) fn list(
     filter: &CallFilter,
 ) -> Result<Vec<Call>> {
     let state = filter.state.as_ref().map(to_word).transpose()?;
-    let calls = conn
-        .prepare_cached(&format!(
+    collect(
+        conn.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM calls
              WHERE tenant_id = ?1 AND integration_id = ?2
                AND (?3 IS NULL OR state = ?3)
@@ -265,30 +192,28 @@ pub(super) fn list(
                AND (?7 IS NULL OR id < ?7)
              ORDER BY id DESC LIMIT ?8"
         ))?
-        .query_map(
-            params![
-                key.tenant_id,
-                key.integration_id,
-                state,
-                filter.user,
-                filter.since,
-                filter.until,
-                filter.before,
-                filter.limit
-            ],
-            call_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(calls)
+        .query(params![
+            key.tenant_id,
+            key.integration_id,
+            state,
+            filter.user,
+            filter.since,
+            filter.until,
+            filter.before,
+            filter.limit
+        ])?,
+        columns::call,
+    )
 }
 
 /// One call of an integration.
 pub(super) fn one(conn: &Connection, key: &IntegrationKey, id: &str) -> Result<Option<Call>> {
-    Ok(conn
-        .prepare_cached(&format!(
+    first(
+        conn.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM calls
              WHERE tenant_id = ?1 AND integration_id = ?2 AND id = ?3"
         ))?
-        .query_row(params![key.tenant_id, key.integration_id, id], call_row)
-        .optional()?)
+        .query(params![key.tenant_id, key.integration_id, id])?,
+        columns::call,
+    )
 }

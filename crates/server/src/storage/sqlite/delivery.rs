@@ -2,26 +2,26 @@
 //! consumers' positions; the endpoints (their secrets sealed, as settings are) and their
 //! failures.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Result, StorageError, parse, to_json};
+use super::{Result, StorageError, collect, first};
 use crate::calls::Call;
 use crate::delivery::forwarder::{Endpoint, Failure};
-use crate::delivery::signature::Secret;
-use crate::delivery::{CallUpdate, StoredUpdate, UpdateFilter};
+use crate::delivery::{CallUpdate, UpdateFilter};
 use crate::secrets::SettingsKey;
+use crate::storage::columns::{self, ENDPOINT_COLUMNS, FAILURE_COLUMNS, UPDATE_COLUMNS, assemble};
+use crate::storage::sealing;
 
-const UPDATE_COLUMNS: &str = "position, tenant_id, integration_id, call_id, seq, at, users, call";
-
-/// Appends the update of `call` after the event at `seq` (none: the host ended it), at `at`.
-pub(super) fn append_update(
+/// Appends the update of `call` (its users and itself as JSON) after the event at `seq`
+/// (none: the host ended it), at `at`; returns its position.
+pub(super) fn insert_update(
     tx: &Transaction<'_>,
     call: &Call,
     seq: Option<i64>,
     at: &str,
-) -> Result<StoredUpdate> {
-    let users = to_json(&call.users)?;
-    let json = to_json(call)?;
+    users: &str,
+    json: &str,
+) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO call_updates (tenant_id, integration_id, call_id, seq, at, users, call)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -35,39 +35,7 @@ pub(super) fn append_update(
         users,
         json
     ])?;
-    Ok(StoredUpdate {
-        position: tx.last_insert_rowid(),
-        tenant_id: call.tenant_id.clone(),
-        integration_id: call.integration_id.clone(),
-        call_id: call.id.clone(),
-        seq,
-        at: at.to_owned(),
-        users: call.users.clone(),
-        call: json,
-    })
-}
-
-fn update_row(row: &Row<'_>) -> rusqlite::Result<StoredUpdate> {
-    Ok(StoredUpdate {
-        position: row.get(0)?,
-        tenant_id: row.get(1)?,
-        integration_id: row.get(2)?,
-        call_id: row.get(3)?,
-        seq: row.get(4)?,
-        at: row.get(5)?,
-        users: parse(row, 6, true)?,
-        call: row.get(7)?,
-    })
-}
-
-fn assemble(stored: Vec<StoredUpdate>) -> Result<Vec<CallUpdate>> {
-    stored
-        .into_iter()
-        .map(|stored| {
-            CallUpdate::try_from(stored)
-                .map_err(|err| StorageError::Corrupt(format!("call update: {err}")))
-        })
-        .collect()
+    Ok(tx.last_insert_rowid())
 }
 
 /// The updates after `after` that pass `filter`, oldest first. A tenant's are read by its
@@ -85,16 +53,14 @@ pub(super) fn updates(
         (None, Some(_)) => format!("position > ?1 AND ?2 IS NULL AND {BY_USER}"),
         (None, None) => "position > ?1 AND ?2 IS NULL AND ?3 IS NULL".to_owned(),
     };
-    let stored = conn
-        .prepare_cached(&format!(
+    let stored = collect(
+        conn.prepare_cached(&format!(
             "SELECT {UPDATE_COLUMNS} FROM call_updates WHERE {condition}
              ORDER BY position LIMIT ?4"
         ))?
-        .query_map(
-            params![after, filter.tenant_id, filter.user, limit],
-            update_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
+        .query(params![after, filter.tenant_id, filter.user, limit])?,
+        columns::update,
+    )?;
     assemble(stored)
 }
 
@@ -105,7 +71,7 @@ pub(super) fn updates_at(conn: &Connection, positions: &[i64]) -> Result<Vec<Cal
     ))?;
     let mut stored = Vec::new();
     for position in positions {
-        if let Some(update) = stmt.query_row([position], update_row).optional()? {
+        if let Some(update) = first(stmt.query([position])?, columns::update)? {
             stored.push(update);
         }
     }
@@ -167,20 +133,14 @@ pub(super) fn set_consumer_position(
     Ok(())
 }
 
-/// What an endpoint's sealed secret is bound to.
-fn secret_context(id: &str) -> String {
-    format!("endpoint/{id}")
-}
-
 pub(super) fn create_endpoint(
     conn: &Connection,
     key: &SettingsKey,
     endpoint: &Endpoint,
 ) -> Result<()> {
-    let sealed = key.seal(&secret_context(&endpoint.id), &endpoint.secret.reveal())?;
+    let sealed = sealing::seal_secret(key, endpoint)?;
     conn.execute(
-        "INSERT INTO endpoints (id, tenant_id, url, secret, disabled, position, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &format!("INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
             endpoint.id,
             endpoint.tenant_id,
@@ -210,45 +170,14 @@ pub(super) fn endpoints(
     key: &SettingsKey,
     id: Option<&str>,
 ) -> Result<Vec<Endpoint>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, tenant_id, url, secret, disabled, position, created_at FROM endpoints
-         WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at, id",
-    )?;
-    let rows = stmt
-        .query_map([id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Vec<u8>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, String>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |(id, tenant_id, url, sealed, disabled, position, created_at)| {
-                let context = secret_context(&id);
-                let secret = key
-                    .open(&context, &sealed)
-                    .ok_or_else(|| StorageError::WrongKey(context.clone()))
-                    .and_then(|shown| {
-                        Secret::parse(&shown).map_err(|err| StorageError::Corrupt(err.to_string()))
-                    })?;
-                Ok(Endpoint {
-                    id,
-                    tenant_id,
-                    url,
-                    secret,
-                    disabled,
-                    position,
-                    created_at,
-                })
-            },
-        )
-        .collect()
+    collect(
+        conn.prepare_cached(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at, id"
+        ))?
+        .query([id])?,
+        |row| sealing::endpoint(key, row),
+    )
 }
 
 /// Runs a change of one endpoint; a missing endpoint is an error.
@@ -268,37 +197,21 @@ pub(super) fn change_endpoint(
     Ok(())
 }
 
-fn failure_row(row: &Row<'_>) -> rusqlite::Result<Failure> {
-    Ok(Failure {
-        endpoint_id: row.get(0)?,
-        position: row.get(1)?,
-        call_id: row.get(2)?,
-        attempts: row.get(3)?,
-        next_attempt_at: row.get(4)?,
-        last_status: row.get(5)?,
-        last_error: row.get(6)?,
-        failed_at: row.get(7)?,
-    })
-}
-
 pub(super) fn failures(conn: &Connection, endpoint_id: &str) -> Result<Vec<Failure>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT endpoint_id, position, call_id, attempts, next_attempt_at, last_status,
-                    last_error, failed_at
-             FROM forward_failures WHERE endpoint_id = ?1 ORDER BY position",
-        )?
-        .query_map([endpoint_id], failure_row)?
-        .collect::<Result<Vec<_>, _>>()?)
+    collect(
+        conn.prepare_cached(&format!(
+            "SELECT {FAILURE_COLUMNS} FROM forward_failures WHERE endpoint_id = ?1 ORDER BY position"
+        ))?
+        .query([endpoint_id])?,
+        columns::failure,
+    )
 }
 
 pub(super) fn record_failure(conn: &Connection, failure: &Failure) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO forward_failures
-             (endpoint_id, position, call_id, attempts, next_attempt_at, last_status,
-              last_error, failed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO forward_failures ({FAILURE_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
     .execute(params![
         failure.endpoint_id,
         failure.position,
@@ -329,83 +242,4 @@ pub(super) fn replay_failures(
          WHERE endpoint_id = ?1 AND next_attempt_at IS NULL AND (?2 IS NULL OR position = ?2)",
         params![endpoint_id, position, now],
     )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::delivery::forwarder::Endpoint;
-    use crate::storage::Storage;
-    use crate::storage::fixtures::start;
-    use crate::storage::sqlite::SqliteStorage;
-
-    #[tokio::test]
-    async fn only_updates_past_the_retention_that_every_endpoint_took_are_pruned() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let storage = SqliteStorage::open(
-            &dir.path().join("telehook.db"),
-            SettingsKey::from_bytes(&[0; 32]),
-        )
-        .expect("opens");
-        let mut writer = storage.event_writer(false).expect("a writer");
-        let events: Vec<_> = (1..=4).map(|call| start(&format!("c-{call}"))).collect();
-        let (_, updates) = writer
-            .append(&events.iter().collect::<Vec<_>>())
-            .expect("stored");
-        assert_eq!(updates.len(), 4);
-        storage
-            .create_tenant("acme", "Acme", "hash")
-            .await
-            .expect("a tenant");
-        storage
-            .create_endpoint(&Endpoint {
-                id: "ep_1".into(),
-                tenant_id: Some("acme".into()),
-                url: "http://127.0.0.1:9/".into(),
-                secret: Secret::generate().expect("random"),
-                disabled: None,
-                position: 2,
-                created_at: crate::storage::now(),
-            })
-            .await
-            .expect("an endpoint");
-        let everything = UpdateFilter::default();
-
-        // Nothing is older than the retention yet.
-        assert_eq!(
-            storage
-                .prune_updates("2000-01-01T00:00:00.000Z")
-                .await
-                .expect("prunes"),
-            0
-        );
-        // Past it, only what the endpoint has taken goes.
-        let later = "2999-01-01T00:00:00.000Z";
-        assert_eq!(storage.prune_updates(later).await.expect("prunes"), 2);
-        let left = storage
-            .call_updates(&everything, 0, 10)
-            .await
-            .expect("reads");
-        assert_eq!(
-            left.iter()
-                .map(|update| update.position)
-                .collect::<Vec<_>>(),
-            [3, 4]
-        );
-        storage
-            .set_endpoint_position("ep_1", 4)
-            .await
-            .expect("moves");
-        assert_eq!(storage.prune_updates(later).await.expect("prunes"), 2);
-        let left = storage
-            .call_updates(&everything, 0, 10)
-            .await
-            .expect("reads");
-        assert!(left.is_empty(), "{left:?}");
-        assert_eq!(
-            storage.last_update().await.expect("reads"),
-            4,
-            "pruned or not"
-        );
-    }
 }

@@ -18,14 +18,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use rusqlite::{Connection, OptionalExtension, Row, Rows, TransactionBehavior, params};
 use telehook::Settings;
 
+use super::columns::{self, EVENT_COLUMNS, INTEGRATION_COLUMNS, VERSION_COLUMNS, to_json};
+use super::sealing::{self, setting_context};
 use super::{
-    Binding, CallFilter, Consumption, EventWriter, Integration, IntegrationKey, NewEvent, Result,
-    Storage, StorageError, StoredEvent, Tenant, Version, now,
+    Binding, CallFilter, Consumption, EventWriter, Integration, IntegrationKey, NewEvent,
+    PRUNE_BATCH, Result, Storage, StorageError, StoredEvent, Tenant, Version, not_found, now,
 };
 use crate::calls::Call;
 use crate::delivery::forwarder::{Endpoint, Failure};
@@ -43,10 +43,6 @@ impl From<rusqlite::Error> for StorageError {
         Self::Backend(Box::new(err))
     }
 }
-
-/// The most events one confirmation prunes, so that it never holds the event log's writer
-/// long; what is left goes with the next confirmation.
-const PRUNE_BATCH: usize = 10_000;
 
 /// The SQLite database of the service.
 pub struct SqliteStorage {
@@ -85,12 +81,7 @@ impl SqliteStorage {
                 },
             )
             .optional()?;
-        if let Some((integration, name, sealed)) = stored {
-            let context = setting_context(&integration, &name);
-            if key.open(&context, &sealed).is_none() {
-                return Err(StorageError::WrongKey(context));
-            }
-        }
+        sealing::check_key(&key, stored)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
@@ -114,44 +105,13 @@ impl SqliteStorage {
             .map_err(|err| StorageError::Backend(Box::new(err)))?
     }
 
-    const INTEGRATION_COLUMNS: &str =
-        "id, tenant_id, name, webhook_token, active_version, created_at";
-
-    fn integration_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Integration> {
-        Ok(Integration {
-            id: row.get(0)?,
-            tenant_id: row.get(1)?,
-            name: row.get(2)?,
-            webhook_token: row.get(3)?,
-            active_version: row.get(4)?,
-            created_at: row.get(5)?,
-        })
-    }
-
     fn read_events(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredEvent>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT seq, tenant_id, integration_id, version, received_at, event, call_record,
-                        users, call_id, unresolved
-                 FROM events {filter}"
-            ))?;
-            let rows = stmt.query_map(args, |row| {
-                let json =
-                    |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
-                Ok(StoredEvent {
-                    seq: row.get(0)?,
-                    tenant_id: row.get(1)?,
-                    integration_id: row.get(2)?,
-                    version: row.get(3)?,
-                    received_at: row.get(4)?,
-                    event: json(row.get(5)?),
-                    call_record: json(row.get(6)?),
-                    users: parse(row, 7, true)?,
-                    call: row.get(8)?,
-                    unresolved: row.get(9)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events {filter}"))?
+                    .query(args)?,
+                columns::event,
+            )
         })
     }
 }
@@ -184,15 +144,14 @@ impl Storage for SqliteStorage {
 
     async fn tenants(&self) -> Result<Vec<Tenant>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
-            let rows = stmt.query_map([], |row| {
-                Ok(Tenant {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    created_at: row.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(&format!(
+                    "SELECT {} FROM tenants ORDER BY id",
+                    columns::TENANT_COLUMNS
+                ))?
+                .query([])?,
+                columns::tenant,
+            )
         })
     }
 
@@ -255,38 +214,37 @@ impl Storage for SqliteStorage {
 
     async fn integrations(&self, tenant_id: &str) -> Result<Vec<Integration>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {} FROM integrations WHERE tenant_id = ?1 ORDER BY id",
-                Self::INTEGRATION_COLUMNS
-            ))?;
-            let rows = stmt.query_map([tenant_id], Self::integration_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(&format!(
+                    "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE tenant_id = ?1 ORDER BY id"
+                ))?
+                .query([tenant_id])?,
+                columns::integration,
+            )
         })
     }
 
     async fn integration(&self, key: &IntegrationKey) -> Result<Option<Integration>> {
         self.with(|conn| {
-            Ok(conn
-                .query_row(
-                    &format!(
-                        "SELECT {} FROM integrations WHERE tenant_id = ?1 AND id = ?2",
-                        Self::INTEGRATION_COLUMNS
-                    ),
-                    [&key.tenant_id, &key.integration_id],
-                    Self::integration_row,
-                )
-                .optional()?)
+            first(
+                conn.prepare(&format!(
+                    "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE tenant_id = ?1 AND id = ?2"
+                ))?
+                .query([&key.tenant_id, &key.integration_id])?,
+                columns::integration,
+            )
         })
     }
 
     async fn integrations_named(&self, id: &str) -> Result<Vec<Integration>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {} FROM integrations WHERE id = ?1",
-                Self::INTEGRATION_COLUMNS
-            ))?;
-            let rows = stmt.query_map([id], Self::integration_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(&format!(
+                    "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = ?1"
+                ))?
+                .query([id])?,
+                columns::integration,
+            )
         })
     }
 
@@ -341,19 +299,14 @@ impl Storage for SqliteStorage {
 
     async fn versions(&self, key: &IntegrationKey) -> Result<Vec<Version>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT version, sha256, size, uploaded_at FROM versions
-                 WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY version",
-            )?;
-            let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
-                Ok(Version {
-                    version: row.get(0)?,
-                    sha256: row.get(1)?,
-                    size: row.get(2)?,
-                    uploaded_at: row.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(&format!(
+                    "SELECT {VERSION_COLUMNS} FROM versions
+                     WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY version"
+                ))?
+                .query([&key.tenant_id, &key.integration_id])?,
+                columns::version,
+            )
         })
     }
 
@@ -413,16 +366,7 @@ impl Storage for SqliteStorage {
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })?;
-        sealed
-            .into_iter()
-            .map(|(name, value)| {
-                let context = setting_context(key, &name);
-                match self.key.open(&context, &value) {
-                    Some(value) => Ok((name, value)),
-                    None => Err(StorageError::WrongKey(context)),
-                }
-            })
-            .collect()
+        sealing::open_settings(&self.key, key, sealed)
     }
 
     async fn update_settings(
@@ -460,17 +404,14 @@ impl Storage for SqliteStorage {
 
     async fn bindings(&self, key: &IntegrationKey) -> Result<Vec<Binding>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT extension, user_id FROM bindings
-                 WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY extension",
-            )?;
-            let rows = stmt.query_map([&key.tenant_id, &key.integration_id], |row| {
-                Ok(Binding {
-                    extension: row.get(0)?,
-                    user_id: row.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            collect(
+                conn.prepare(
+                    "SELECT extension, user_id FROM bindings
+                     WHERE tenant_id = ?1 AND integration_id = ?2 ORDER BY extension",
+                )?
+                .query([&key.tenant_id, &key.integration_id])?,
+                columns::binding,
+            )
         })
     }
 
@@ -492,8 +433,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn set_limits(&self, key: &IntegrationKey, limits: &IntegrationLimits) -> Result<()> {
-        let json = serde_json::to_string(limits)
-            .map_err(|err| StorageError::Corrupt(format!("limits: {err}")))?;
+        let json = to_json(limits)?;
         self.with(|conn| {
             let changed = conn.execute(
                 "INSERT INTO integration_limits (tenant_id, integration_id, limits)
@@ -747,51 +687,25 @@ impl Storage for SqliteStorage {
     }
 }
 
-/// A value as JSON text, for a column. (These column helpers serve every table of the
-/// backend.)
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|err| StorageError::Corrupt(format!("value: {err}")))
-}
+// SQLite's rows, read as every backend reads its rows.
+columns::columns_by!(Row<'_>, get);
 
-/// A column's value read back with serde, the column named in the error.
-fn parse<T: DeserializeOwned>(row: &Row<'_>, index: usize, json: bool) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    let value = if json {
-        serde_json::from_str(&text)
-    } else {
-        serde_json::from_value(serde_json::Value::String(text))
-    };
-    value.map_err(|err| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err))
-    })
-}
-
-/// [`parse`] of a column that may be NULL.
-fn optional<T: DeserializeOwned>(
-    row: &Row<'_>,
-    index: usize,
-    json: bool,
-) -> rusqlite::Result<Option<T>> {
-    match row.get_ref(index)? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        _ => parse(row, index, json).map(Some),
+/// Every row of a query, each made by `read`.
+fn collect<'s, T>(mut rows: Rows<'s>, read: impl Fn(&Row<'s>) -> Result<T>) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(read(row)?);
     }
+    Ok(all)
+}
+
+/// The first row of a query, if any, made by `read`.
+fn first<'s, T>(mut rows: Rows<'s>, read: impl Fn(&Row<'s>) -> Result<T>) -> Result<Option<T>> {
+    rows.next()?.map(read).transpose()
 }
 
 /// The service's connection. A panic while holding the lock cannot leave SQLite half-written
 /// (transactions roll back on drop), so a poisoned lock is safe to keep using.
 fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
-/// What a sealed setting is bound to: its tenant, integration and name (ids never contain
-/// `/`). Sealing, opening and the migration that seals older values all use this one form.
-fn setting_context(integration: &IntegrationKey, name: &str) -> String {
-    format!("{integration}/{name}")
-}
-
-/// What an operation on a missing integration answers. It names the integration by its id
-/// alone: the caller asked within its tenant.
-fn not_found(key: &IntegrationKey) -> StorageError {
-    StorageError::NotFound(format!("integration `{}`", key.integration_id))
 }
