@@ -77,7 +77,13 @@ impl Activity {
     fn record(&self, key: &IntegrationKey, now: u64, change: impl FnOnce(&mut Bucket)) {
         let start = now - now % BUCKET_SECS;
         let mut integrations = self.integrations.lock().unwrap_or_else(|p| p.into_inner());
-        let buckets = integrations.entry(key.clone()).or_default();
+        // Every request records here twice: the key is copied only for an integration's first.
+        if !integrations.contains_key(key) {
+            integrations.insert(key.clone(), VecDeque::new());
+        }
+        let Some(buckets) = integrations.get_mut(key) else {
+            return;
+        };
         if buckets.back().is_none_or(|last| last.start < start) {
             buckets.push_back(Bucket {
                 start,
