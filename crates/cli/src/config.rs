@@ -39,9 +39,19 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8700].
     #[arg(long, env = "TELEHOOK_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Where the registry, components and admin token live [default: ./telehook-data].
+    /// Where the registry, components and admin token live [default: ./telehook-data]; with
+    /// `--database`, only this node's caches and scratch files.
     #[arg(long, env = "TELEHOOK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://user@host:port/db`) that several nodes share,
+    /// instead of the data directory's SQLite; needs `--nats` and the same
+    /// `--settings-key-file` on every node [default: SQLite, one node].
+    #[arg(long, env = "TELEHOOK_DATABASE")]
+    pub database: Option<String>,
+    /// The NATS server (with JetStream) the nodes of `--database` hear each other through,
+    /// e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, env = "TELEHOOK_NATS")]
+    pub nats: Option<String>,
     /// The base of the webhook URLs shown to admins [default: the listening URL].
     #[arg(long, env = "TELEHOOK_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -136,6 +146,8 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database: Option<String>,
+    nats: Option<String>,
     public_url: Option<String>,
     max_body_bytes: Option<usize>,
     parser_timeout_ms: Option<u64>,
@@ -168,6 +180,9 @@ struct FileConfig {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where several nodes keep everything, and hear each other; `None` for one node on
+    /// SQLite.
+    pub shared: Option<Shared>,
     pub public_url: Option<String>,
     pub http: HttpConfig,
     pub limits: Limits,
@@ -185,11 +200,38 @@ pub struct ServeConfig {
     pub settings_key_file: Option<PathBuf>,
 }
 
+/// The database and the NATS server several nodes share.
+#[derive(Debug)]
+pub struct Shared {
+    pub database: String,
+    pub nats: String,
+}
+
 impl ServeConfig {
     pub fn resolve(args: ServeArgs) -> Result<Self> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
+        };
+        let shared = match (
+            args.database.clone().or(file.database.clone()),
+            args.nats.clone().or(file.nats.clone()),
+        ) {
+            (None, None) => None,
+            (Some(database), Some(nats)) => {
+                anyhow::ensure!(
+                    database.starts_with("postgres://") || database.starts_with("postgresql://"),
+                    "database must be a PostgreSQL URL (postgres://user@host:port/database)"
+                );
+                Some(Shared { database, nats })
+            }
+            (Some(_), None) => anyhow::bail!(
+                "the nodes of a shared database hear each other through NATS: give --nats \
+                 (e.g. nats://127.0.0.1:4222) with --database"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("--nats is for nodes that share a database: give --database too")
+            }
         };
         let public_url = args.public_url.clone().or(file.public_url.clone());
         let mut http = HttpConfig {
@@ -263,6 +305,7 @@ impl ServeConfig {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            shared,
             public_url,
             http,
             limits,

@@ -307,7 +307,7 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let url = http::local_url(&listener)?;
     let first_start = !config.data_dir.join("admin-token").exists();
-    let service = Service::open(ServiceConfig {
+    let service_config = ServiceConfig {
         data_dir: config.data_dir.clone(),
         public_url: config.public_url.unwrap_or_else(|| url.clone()),
         limits: config.limits,
@@ -325,13 +325,26 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
             timeout: config.compile_timeout,
             memory_limit: config.compile_memory_limit,
         },
-    })
-    .with_context(|| format!("cannot open {}", config.data_dir.display()))?;
+    };
+    let service = match &config.shared {
+        None => Service::open(service_config)
+            .with_context(|| format!("cannot open {}", config.data_dir.display()))?,
+        Some(shared) => Service::open_shared(service_config, &shared.database, &shared.nats)
+            .await
+            .context("cannot join the nodes of the shared database")?,
+    };
     say(format_args!("telehook listening on {url}\n"))?;
     say(format_args!(
         "data directory: {}\n",
         config.data_dir.display()
     ))?;
+    if let Some(shared) = &config.shared {
+        say(format_args!(
+            "sharing the database {} with the nodes heard on {}\n",
+            redact_password(&shared.database),
+            shared.nats
+        ))?;
+    }
     if first_start {
         say(format_args!(
             "admin token (also in the data directory): {}\n",
@@ -340,6 +353,20 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
     }
     http::serve(listener, Arc::new(service), config.http, shutdown_signal()).await?;
     Ok(())
+}
+
+/// A database URL to print: without its password, if it has one.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -56,7 +56,7 @@ async fn main() -> Result<()> {
     };
     let log = Arc::new(EventLog::start(
         storage.event_writer(fsync)?,
-        telehook_server::delivery::Hub::default(),
+        telehook_server::event_log::Announce::Hub(telehook_server::delivery::Hub::default()),
         Histogram::new([1.0]),
     )?);
     println!("| callers | appends/s | p50 µs | p99 µs | p99.9 µs |");

@@ -59,7 +59,7 @@ fn open_event_log(database: &Path) -> Result<EventLog> {
     let sizes = Histogram::new([1.0]);
     Ok(EventLog::start(
         storage.event_writer(true)?,
-        telehook_server::delivery::Hub::default(),
+        telehook_server::event_log::Announce::Hub(telehook_server::delivery::Hub::default()),
         sizes,
     )?)
 }

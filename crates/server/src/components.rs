@@ -1,7 +1,9 @@
-//! Uploaded components, stored content-addressed on disk, and their precompiled artifacts.
+//! Uploaded components, cached content-addressed on disk, and their precompiled artifacts.
 //!
-//! A component is named by its SHA-256, so the same upload to two integrations is stored once
-//! and a name always means the same bytes. Files are written to a temporary name, synced and
+//! The database keeps every component ([`crate::storage::Storage::put_component`]); this is
+//! each node's cache of them, filled on upload and, on a node that did not take the upload, on
+//! first load. A component is named by its SHA-256, so the same upload to two integrations is
+//! stored once and a name always means the same bytes. Files are written to a temporary name, synced and
 //! renamed into place: a crash leaves either the whole file or none. Precompiled artifacts are
 //! a cache beside them: a restart loads them without compiling, and one that does not fit this
 //! engine (after an upgrade) is rebuilt from the component.
@@ -57,6 +59,23 @@ impl ComponentStore {
         write_atomically(&self.component_path(&digest), bytes)?;
         write_atomically(&self.compiled_path(&digest), &parser.precompiled()?)?;
         Ok(digest)
+    }
+
+    /// Whether the component is cached here; one that is not is fetched from the database
+    /// and [`ComponentStore::cache`]d before it is loaded.
+    pub fn holds(&self, digest: &str) -> bool {
+        self.component_path(digest).exists()
+    }
+
+    /// Caches a component the database keeps, checking that its bytes are the ones named.
+    pub fn cache(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if Self::digest(bytes) != digest {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the component stored as {digest} has other bytes"),
+            )));
+        }
+        Ok(write_atomically(&self.component_path(digest), bytes)?)
     }
 
     /// Loads a stored component, from its precompiled artifact when it fits this engine.

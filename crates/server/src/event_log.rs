@@ -9,14 +9,16 @@
 //! The log is also the outbox for what comes after it: the platform reads it in `seq` order
 //! (`GET /admin/events?after=SEQ`) and remembers how far it got, so nothing acknowledged can be
 //! lost between the host and the platform. The call updates each batch stored are offered on
-//! the [`Hub`] once the batch is committed, never before (see [`crate::delivery`]).
+//! the [`Hub`] once the batch is committed, never before (see [`crate::delivery`]); when
+//! several nodes write the log, a commit is only announced, and each node's hub hears the
+//! updates of all nodes from its tail of the database, in its order (see [`Announce`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::delivery::{CallUpdate, Hub, StoredUpdate};
 use crate::storage::{Appended, EventWriter, NewEvent, Sweep, Swept};
@@ -64,12 +66,12 @@ pub struct EventLog {
 
 impl EventLog {
     /// Starts the commit thread, which owns `writer` (from
-    /// [`Storage::event_writer`](crate::storage::Storage::event_writer)) and offers each
-    /// commit's call updates on `hub`. The number of events in each commit goes to
+    /// [`Storage::event_writer`](crate::storage::Storage::event_writer)) and tells `announce`
+    /// of each commit's call updates. The number of events in each commit goes to
     /// `commit_sizes`.
     pub fn start(
         writer: Box<dyn EventWriter>,
-        hub: Hub,
+        announce: Announce,
         commit_sizes: Histogram,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
@@ -79,7 +81,7 @@ impl EventLog {
             let committed = Committed {
                 sizes: commit_sizes,
                 failing: Arc::clone(&failing),
-                hub,
+                announce,
             };
             thread::Builder::new()
                 .name("telehook-event-log".into())
@@ -143,17 +145,43 @@ impl Drop for EventLog {
     }
 }
 
+/// Who hears of the call updates a commit stored.
+pub enum Announce {
+    /// The hub, offered them at once: the one node that writes the log, whose commits are
+    /// all there is, in order.
+    Hub(Hub),
+    /// Told the last position committed, and nothing else: with several nodes writing, this
+    /// node's commits interleave with others' in the log, and a hub offered only its own
+    /// would hand a feed position 12 before another node's 11. The node's tail reads the log
+    /// on this signal and offers the hub what it reads (see [`crate::delivery::tail`]).
+    Position(watch::Sender<i64>),
+}
+
 /// Where the commit thread reports what it committed.
 struct Committed {
     sizes: Histogram,
     failing: Arc<AtomicBool>,
-    hub: Hub,
+    announce: Announce,
 }
 
 impl Committed {
-    /// Offers committed updates on the hub, when anyone listens.
+    /// Offers committed updates on the hub, when anyone listens, or announces their last
+    /// position.
     fn offer(&self, updates: Vec<StoredUpdate>) {
-        if !self.hub.is_heard() {
+        let hub = match &self.announce {
+            Announce::Hub(hub) => hub,
+            Announce::Position(last) => {
+                if let Some(position) = updates.iter().map(|update| update.position).max() {
+                    last.send_if_modified(|last| {
+                        let newer = position > *last;
+                        *last = (*last).max(position);
+                        newer
+                    });
+                }
+                return;
+            }
+        };
+        if !hub.is_heard() {
             return;
         }
         let updates: Vec<Arc<CallUpdate>> = updates
@@ -167,7 +195,7 @@ impl Committed {
                 }
             })
             .collect();
-        self.hub.offer(&updates);
+        hub.offer(&updates);
     }
 }
 
@@ -287,7 +315,7 @@ mod tests {
         .expect("opens");
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
-            Hub::default(),
+            Announce::Hub(Hub::default()),
             Histogram::new([1.0].into_iter()),
         )
         .expect("starts");
@@ -323,7 +351,7 @@ mod tests {
         let storage = SqliteStorage::open(&path, SettingsKey::from_bytes(&[0; 32])).expect("opens");
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
-            Hub::default(),
+            Announce::Hub(Hub::default()),
             Histogram::new([1.0].into_iter()),
         )
         .expect("starts");

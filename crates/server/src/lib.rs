@@ -4,7 +4,7 @@
 //!
 //! Dependencies point one way: [`http`] translates HTTP to the [`service`], which decides,
 //! using the engine to run parsers and [`storage`] to remember; nothing below the edge knows
-//! HTTP, and nothing but [`storage::sqlite`] knows SQL.
+//! HTTP, and nothing but [`storage::sqlite`] and [`storage::postgres`] knows SQL.
 //!
 //! - [`http`]: webhook ingress for providers, the admin API, `/metrics` and the probes;
 //! - [`service`]: tenants, integrations, versions and webhooks in the platform's terms;
@@ -21,12 +21,14 @@
 //! - [`delivery`]: every call update, from the log to the platform: the library's
 //!   subscriptions, the live stream and forwarding to endpoints;
 //! - [`recipients`]: the users bound to a call's operators, who get its call card;
+//! - [`cluster`]: several nodes on one database, hearing each other through NATS;
 //! - [`secrets`]: settings sealed at rest; [`tokens`]; [`metrics`].
 
 #![deny(missing_docs)]
 
 pub mod admission;
 pub mod calls;
+pub mod cluster;
 pub mod compiler;
 pub mod components;
 pub mod delivery;

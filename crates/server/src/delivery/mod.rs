@@ -14,7 +14,8 @@
 //! - [`forwarder`]: pushes each update to the endpoints the admin configured, signed as
 //!   Standard Webhooks sign, retried on a schedule, in order per call;
 //! - [`signature`]: the Standard Webhooks signature; [`stream_token`]: the per-user tokens a
-//!   browser streams with.
+//!   browser streams with;
+//! - [`tail`]: with several nodes, what offers the hub the updates of all of them.
 //!
 //! Every path delivers at least once: after a crash, what was sent but not yet recorded as
 //! sent is sent again, with the same position (and, to an endpoint, the same `webhook-id`).
@@ -26,6 +27,7 @@ pub mod runtime;
 pub mod signature;
 pub mod stream_token;
 mod subscription;
+pub mod tail;
 
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -73,7 +73,7 @@ mod tests {
     use prometheus_client::metrics::histogram::Histogram;
 
     use super::*;
-    use crate::event_log::EventLog;
+    use crate::event_log::{Announce, EventLog};
     use crate::secrets::SettingsKey;
     use crate::storage::fixtures::start;
     use crate::storage::sqlite::SqliteStorage;
@@ -86,7 +86,7 @@ mod tests {
         let hub = Hub::default();
         let log = EventLog::start(
             storage.event_writer(false).expect("a writer"),
-            hub.clone(),
+            Announce::Hub(hub.clone()),
             Histogram::new([1.0]),
         )
         .expect("starts");

@@ -113,6 +113,7 @@ pub async fn serve(
         .header_read_timeout(config.header_timeout);
     let sweeper = tokio::spawn(Arc::clone(&service).keep_calls());
     let pruner = tokio::spawn(Arc::clone(&service).keep_updates());
+    let in_step = tokio::spawn(Arc::clone(&service).keep_in_step());
     if let Err(err) = service.start_forwarding().await {
         tracing::error!("forwarding could not start: {err}");
     }
@@ -160,6 +161,7 @@ pub async fn serve(
     }
     sweeper.abort();
     pruner.abort();
+    in_step.abort();
     service.stop_forwarding().await;
     Ok(())
 }

@@ -103,7 +103,7 @@ impl Service {
             Compiler::InProcess => {
                 lanes::in_background(move || {
                     let parser = service.runtime.load(&bytes)?;
-                    Ok::<_, ServiceError>(service.components.put(&bytes, &parser)?)
+                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes))
                 })
                 .await
             }
@@ -127,12 +127,15 @@ impl Service {
                     // this host's own data directory a moment ago.
                     #[allow(unsafe_code)]
                     let parser = unsafe { service.runtime.load_precompiled(&artifact) }?;
-                    Ok::<_, ServiceError>(service.components.put(&bytes, &parser)?)
+                    Ok::<_, ServiceError>((service.components.put(&bytes, &parser)?, bytes))
                 })
                 .await
             }
         };
-        let digest = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
+        let (digest, bytes) = stored.map_err(|err| ServiceError::Storage(err.to_string()))??;
+        // The database keeps the component before any version names it: every node loads the
+        // version from there (its own data directory only caches it).
+        self.storage.put_component(&digest, &bytes).await?;
         Ok(self.storage.add_version(key, &digest, size).await?)
     }
 
@@ -143,7 +146,7 @@ impl Service {
         version: u32,
     ) -> Result<(), ServiceError> {
         self.storage.activate(key, version).await?;
-        self.refresh_route(key).await
+        self.route_changed(key).await
     }
 
     /// Re-activates the version that was active before the current one.
@@ -162,7 +165,7 @@ impl Service {
         changes: &[(String, Option<String>)],
     ) -> Result<(), ServiceError> {
         self.storage.update_settings(key, changes).await?;
-        self.refresh_route(key).await
+        self.route_changed(key).await
     }
 
     /// Replaces the extension-to-user bindings; the next events notify the new users.
@@ -172,7 +175,7 @@ impl Service {
         bindings: &[Binding],
     ) -> Result<(), ServiceError> {
         self.storage.replace_bindings(key, bindings).await?;
-        self.refresh_route(key).await
+        self.route_changed(key).await
     }
 
     /// Replaces the webhook token: the old URL stops working at once.
@@ -183,7 +186,7 @@ impl Service {
         let token = tokens::generate()?;
         let key = integration.key();
         self.storage.set_webhook_token(&key, &token).await?;
-        self.refresh_route(&key).await?;
+        self.route_changed(&key).await?;
         Ok(Integration {
             webhook_token: token,
             ..integration.clone()
@@ -194,6 +197,7 @@ impl Service {
     pub async fn delete_integration(&self, key: &IntegrationKey) -> Result<(), ServiceError> {
         self.storage.delete_integration(key).await?;
         self.forget_route(key);
+        self.integration_changed(key).await;
         self.metrics.forget(key);
         Ok(())
     }
@@ -202,14 +206,18 @@ impl Service {
     pub async fn delete_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
         let integrations = self.storage.integrations(tenant_id).await?;
         // Its endpoints go with it: their forwarding stops first.
-        for endpoint in self.storage.endpoints().await? {
-            if endpoint.tenant_id.as_deref() == Some(tenant_id) {
-                self.forwarders.stop(&endpoint.id).await;
-            }
+        let mut endpoints = self.storage.endpoints().await?;
+        endpoints.retain(|endpoint| endpoint.tenant_id.as_deref() == Some(tenant_id));
+        for endpoint in &endpoints {
+            self.forwarders.stop(&endpoint.id).await;
         }
         self.storage.delete_tenant(tenant_id).await?;
+        for endpoint in &endpoints {
+            self.endpoint_changed(&endpoint.id).await;
+        }
         for integration in integrations {
             self.forget_route(&integration.key());
+            self.integration_changed(&integration.key()).await;
             self.metrics.forget(&integration.key());
         }
         Ok(())
@@ -259,7 +267,7 @@ impl Service {
             )));
         }
         self.storage.set_limits(key, limits).await?;
-        self.refresh_route(key).await?;
+        self.route_changed(key).await?;
         Ok(self.effective_limits(limits))
     }
 

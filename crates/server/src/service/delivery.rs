@@ -208,6 +208,7 @@ impl Service {
         self.storage.create_endpoint(&endpoint).await?;
         tracing::info!(endpoint = %endpoint.id, url = %endpoint.url, "endpoint created");
         self.forwarders.restart(&endpoint.id).await?;
+        self.endpoint_changed(&endpoint.id).await;
         Ok(endpoint)
     }
 
@@ -247,6 +248,7 @@ impl Service {
         self.endpoint_for(principal, id).await?;
         self.forwarders.stop(id).await;
         self.storage.delete_endpoint(id).await?;
+        self.endpoint_changed(id).await;
         Ok(())
     }
 
@@ -261,6 +263,7 @@ impl Service {
         self.storage.enable_endpoint(id).await?;
         tracing::info!(endpoint = %id, "endpoint enabled");
         self.forwarders.restart(id).await?;
+        self.endpoint_changed(id).await;
         self.endpoint_for(principal, id).await
     }
 
@@ -287,6 +290,7 @@ impl Service {
         if replayed > 0 {
             tracing::info!(endpoint = %id, replayed, "dead letters replayed");
             self.forwarders.restart(id).await?;
+            self.endpoint_changed(id).await;
         }
         Ok(replayed)
     }

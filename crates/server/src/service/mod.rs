@@ -11,12 +11,14 @@
 //!   flight finish on the version they started with and the next ones use the new one;
 //! - `invocations`: each integration's recent invocations, for the admin's view;
 //! - `delivery`: feeds, subscriptions and streams of call updates, and the endpoints they are
-//!   forwarded to.
+//!   forwarded to;
+//! - `nodes`: with several nodes, what keeps this one in step with the others.
 
 mod admin;
 mod calls;
 mod delivery;
 mod invocations;
+mod nodes;
 mod routes;
 mod webhook;
 
@@ -27,20 +29,23 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use telehook::{Limits, LoadError, Runtime, RuntimeError};
+use tokio::sync::{Notify, watch};
 
 use crate::admission::AdmissionLimits;
 use crate::calls::CallRules;
+use crate::cluster::{Cluster, ClusterError};
 use crate::compiler::Compiler;
 use crate::components::{ComponentStore, StoreError};
 use crate::delivery::Hub;
 use crate::delivery::forwarder::{ClientError, ForwardConfig, Forwarders};
 use crate::delivery::runtime::DeliveryRuntime;
 use crate::delivery::stream_token::StreamTokens;
-use crate::event_log::EventLog;
+use crate::event_log::{Announce, EventLog};
 use crate::health::BreakerConfig;
 use crate::metrics::Metrics;
 use crate::metrics::activity::BucketReport;
 use crate::secrets::{KeySource, SettingsKey};
+use crate::storage::postgres::PostgresStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{IntegrationKey, Storage, StorageError};
 use crate::tokens;
@@ -200,6 +205,17 @@ pub struct Service {
     call_rules: CallRules,
     /// The start of the clock routes' `last_used` is counted on.
     started: Instant,
+    /// The other nodes, when there are several.
+    nodes: Option<Nodes>,
+}
+
+/// What a node of several holds to keep in step with the others (see `nodes`).
+struct Nodes {
+    cluster: Cluster,
+    /// The last position this node's event log committed.
+    committed: watch::Receiver<i64>,
+    /// Woken when another node committed.
+    heard: Arc<Notify>,
 }
 
 impl Service {
@@ -212,19 +228,81 @@ impl Service {
     }
 
     /// The service on `storage`, with the data directory for the components, the compiler's
-    /// scratch files and the admin token.
+    /// scratch files and the admin token: the only node on it.
     pub fn with_storage(
         config: ServiceConfig,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let admin_token = admin_token(&config.data_dir)?;
+        Self::build(config, storage, admin_token, None)
+    }
+
+    /// One node of several that share `storage` (PostgreSQL), hearing the others through the
+    /// NATS server at `nats_url`. The admin token is the database's (the first node makes
+    /// it), copied to `DATA_DIR/admin-token` as one node keeps it; the data directory holds
+    /// only caches and scratch files. Start the service's work with
+    /// [`Service::keep_in_step`] (`http::serve` does).
+    pub async fn join(
+        config: ServiceConfig,
+        storage: Arc<dyn Storage>,
+        nats_url: &str,
+    ) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let cluster = Cluster::join(nats_url, &*storage).await?;
+        let admin_token = storage
+            .shared_secret("admin-token", &tokens::generate()?)
+            .await?;
+        write_secret_file(&config.data_dir.join("admin-token"), &admin_token)?;
+        Self::build(config, storage, admin_token, Some(cluster))
+    }
+
+    /// One node of several on the PostgreSQL database at `database_url` (see
+    /// [`Service::join`]), with the settings key of [`ServiceConfig::settings_key_file`]: every
+    /// node must have the same key, and one that does not open what the database holds is
+    /// refused before it serves.
+    pub async fn open_shared(
+        config: ServiceConfig,
+        database_url: &str,
+        nats_url: &str,
+    ) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let (key, key_file) = settings_key(&config)?;
+        let storage = PostgresStorage::connect(database_url, key)
+            .await
+            .map_err(|err| key_file.refused(err))?;
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        match Self::join(config, storage, nats_url).await {
+            Err(OpenError::Storage(err)) => Err(key_file.refused(err)),
+            joined => joined,
+        }
+    }
+
+    fn build(
+        config: ServiceConfig,
+        storage: Arc<dyn Storage>,
+        admin_token: String,
+        cluster: Option<Cluster>,
+    ) -> Result<Self, OpenError> {
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)?;
         let metrics = Metrics::default();
         let hub = Hub::default();
+        let (announce, nodes) = match cluster {
+            None => (Announce::Hub(hub.clone()), None),
+            Some(cluster) => {
+                let (last, committed) = watch::channel(0);
+                let nodes = Nodes {
+                    cluster,
+                    committed,
+                    heard: Arc::default(),
+                };
+                (Announce::Position(last), Some(nodes))
+            }
+        };
         let events = EventLog::start(
             storage.event_writer(config.fsync_events)?,
-            hub.clone(),
+            announce,
             metrics.event_commits(),
         )?;
         let delivery_runtime = DeliveryRuntime::start(2)?;
@@ -234,8 +312,8 @@ impl Service {
             hub.clone(),
             config.forwarding,
             metrics.forwarding(),
+            nodes.as_ref().map(|nodes| nodes.cluster.leases().clone()),
         )?;
-        let admin_token = admin_token(&config.data_dir)?;
         Ok(Self {
             runtime: Runtime::new(config.limits)?,
             storage,
@@ -261,6 +339,7 @@ impl Service {
             delivery_window: config.delivery_window,
             call_rules: config.calls,
             started: Instant::now(),
+            nodes,
         })
     }
 
@@ -269,7 +348,7 @@ impl Service {
         self.runtime.limits()
     }
 
-    /// The admin token (kept in `DATA_DIR/admin-token`).
+    /// The admin token (kept in `DATA_DIR/admin-token`; with several nodes, in the database).
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }
@@ -319,39 +398,66 @@ pub enum OpenError {
     /// Forwarding could not be set up.
     #[error(transparent)]
     Forwarding(#[from] ClientError),
+    /// The other nodes could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// Opens `DATA_DIR/telehook.db` with the settings key, generating the key on first start.
 fn open_sqlite(config: &ServiceConfig) -> Result<SqliteStorage, OpenError> {
     let database = config.data_dir.join("telehook.db");
-    let key_file = config
+    let (key, key_file) = settings_key(config)?;
+    SqliteStorage::open(&database, key).map_err(|err| key_file.refused(err))
+}
+
+/// The settings key file, and whether this start generated it.
+struct KeyFile {
+    path: PathBuf,
+    generated: bool,
+}
+
+impl KeyFile {
+    /// Takes back a key generated by this start that the database refused (its settings were
+    /// sealed with a key that went missing, or another node's): nothing was sealed with it.
+    fn refused(&self, err: StorageError) -> OpenError {
+        if self.generated && matches!(err, StorageError::WrongKey(_)) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        err.into()
+    }
+}
+
+/// Reads the settings key, or generates it and writes it before anything is sealed with it,
+/// so that no setting ever depends on a key held only in memory.
+fn settings_key(config: &ServiceConfig) -> Result<(SettingsKey, KeyFile), OpenError> {
+    let path = config
         .settings_key_file
         .clone()
         .unwrap_or_else(|| config.data_dir.join("settings-key"));
     let key_error = |source| OpenError::SettingsKey {
-        path: key_file.clone(),
+        path: path.clone(),
         source,
     };
-    let storage = match SettingsKey::read_or_generate(&key_file).map_err(key_error)? {
-        KeySource::Read(key) => SqliteStorage::open(&database, key)?,
+    match SettingsKey::read_or_generate(&path).map_err(key_error)? {
+        KeySource::Read(key) => Ok((
+            key,
+            KeyFile {
+                path,
+                generated: false,
+            },
+        )),
         KeySource::Generated(key, bytes) => {
-            // Written before anything is sealed with it, so that no setting ever depends on
-            // a key held only in memory; taken back if the database refuses it (its
-            // settings were sealed with a key that went missing).
-            SettingsKey::write(&key_file, &bytes).map_err(key_error)?;
-            match SqliteStorage::open(&database, key) {
-                Ok(storage) => {
-                    tracing::info!("generated the settings key in {}", key_file.display());
-                    storage
-                }
-                Err(err) => {
-                    let _ = std::fs::remove_file(&key_file);
-                    return Err(err.into());
-                }
-            }
+            SettingsKey::write(&path, &bytes).map_err(key_error)?;
+            tracing::info!("generated the settings key in {}", path.display());
+            Ok((
+                key,
+                KeyFile {
+                    path,
+                    generated: true,
+                },
+            ))
         }
-    };
-    Ok(storage)
+    }
 }
 
 /// Reads the admin token, generating it (readable by the owner only) on first start.
@@ -361,14 +467,19 @@ fn admin_token(data_dir: &Path) -> io::Result<String> {
         Ok(token) => Ok(token.trim().to_owned()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             let token = tokens::generate()?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+            write_secret_file(&path, &token)?;
             tracing::info!("generated the admin token in {}", path.display());
             Ok(token)
         }
         Err(err) => Err(err),
     }
+}
+
+/// Writes a secret to a file readable by its owner only, replacing what the file held.
+fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    io::Write::write_all(&mut options.open(path)?, secret.as_bytes())
 }

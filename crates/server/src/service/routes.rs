@@ -80,20 +80,35 @@ impl Service {
         let settings = self.storage.settings(key).await?;
         let recipients = Recipients::new(&self.storage.bindings(key).await?);
         let limits = self.effective_limits(&self.storage.limits(key).await?);
-        let active = match integration.active_version {
-            Some(version) => Some(Arc::new(Active {
-                version,
-                parser: self.load_version(key, version).await?,
-                settings: Arc::new(settings.clone()),
-            })),
-            None => None,
-        };
         let previous = self
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
             .cloned();
+        // A version's component never changes, so the parser loaded already is taken again,
+        // under the limits as they are now: rebuilding a route costs no load when only its
+        // settings, bindings or limits changed (or nothing did, on a periodic re-read).
+        let loaded = |version: u32| {
+            let active = previous.as_ref()?.active.as_ref()?;
+            (active.version == version).then(|| {
+                let invocation = limits.invocation(self.limits());
+                active
+                    .parser
+                    .with_limits(invocation.timeout, invocation.memory_bytes)
+            })
+        };
+        let active = match integration.active_version {
+            Some(version) => Some(Arc::new(Active {
+                version,
+                parser: match loaded(version) {
+                    Some(parser) => parser,
+                    None => self.load_version(key, version).await?,
+                },
+                settings: Arc::new(settings.clone()),
+            })),
+            None => None,
+        };
         let gate = previous
             .as_ref()
             .map(|route| Arc::clone(&route.gate))
@@ -131,6 +146,17 @@ impl Service {
         Ok(())
     }
 
+    /// Rebuilds the route of an integration an admin changed, and tells the other nodes,
+    /// which rebuild theirs.
+    pub(super) async fn route_changed(
+        self: &Arc<Self>,
+        key: &IntegrationKey,
+    ) -> Result<(), ServiceError> {
+        let refreshed = self.refresh_route(key).await;
+        self.integration_changed(key).await;
+        refreshed
+    }
+
     pub(super) async fn loaded_route(
         self: &Arc<Self>,
         key: &IntegrationKey,
@@ -163,8 +189,23 @@ impl Service {
         let invocation = self
             .effective_limits(&self.storage.limits(key).await?)
             .invocation(self.limits());
+        let fetched = if self.components.holds(&stored.sha256) {
+            None
+        } else {
+            // Uploaded to another node: the database has it.
+            let bytes = self.storage.component(&stored.sha256).await?;
+            Some(bytes.ok_or_else(|| {
+                ServiceError::Storage(format!(
+                    "the component of version {version} ({}) is not in the database",
+                    stored.sha256
+                ))
+            })?)
+        };
         let service = Arc::clone(self);
         let parser = tokio::task::spawn_blocking(move || {
+            if let Some(bytes) = fetched {
+                service.components.cache(&stored.sha256, &bytes)?;
+            }
             service.components.load(&service.runtime, &stored.sha256)
         })
         .await

@@ -136,6 +136,21 @@ pub trait Storage: Send + Sync {
     /// The version that was active before the current one, to roll back to.
     async fn rollback_target(&self, key: &IntegrationKey) -> Result<Option<u32>>;
 
+    /// Keeps a component's bytes under their SHA-256, once however often they are uploaded:
+    /// the database is the record of every version's component, so that every node can load
+    /// a version whichever node it was uploaded to (each node's data directory only caches
+    /// them, with their compiled form).
+    async fn put_component(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
+    /// The bytes of the component stored under `sha256`, if one is.
+    async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The value every node of this database shares under `name` (the admin token, the
+    /// cluster's id): `candidate` if none is stored yet, stored sealed with the settings key,
+    /// so that the first node to ask decides; the stored one otherwise. A node whose key does
+    /// not open it is refused with [`StorageError::WrongKey`]: it would not open the settings
+    /// either.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String>;
+
     /// An integration's settings, opened (they are sealed at rest).
     async fn settings(&self, key: &IntegrationKey) -> Result<Settings>;
     /// Sets (`Some`) or removes (`None`) settings, all at once.

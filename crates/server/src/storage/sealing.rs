@@ -21,6 +21,18 @@ pub(crate) fn secret_context(id: &str) -> String {
     format!("endpoint/{id}")
 }
 
+/// What a secret shared by the nodes is bound to.
+pub(crate) fn shared_context(name: &str) -> String {
+    format!("shared/{name}")
+}
+
+/// A shared secret as stored, opened.
+pub(crate) fn open_shared(key: &SettingsKey, name: &str, sealed: &[u8]) -> Result<String> {
+    let context = shared_context(name);
+    key.open(&context, sealed)
+        .ok_or(StorageError::WrongKey(context))
+}
+
 /// An integration's settings, opened from their sealed values.
 pub(crate) fn open_settings(
     key: &SettingsKey,

@@ -12,6 +12,8 @@ super::conformance!(
     settings_are_sealed_and_a_key_that_cannot_open_them_is_refused,
     bindings_are_replaced_whole,
     limits_are_kept_per_integration,
+    components_are_kept_once_by_digest,
+    a_shared_secret_is_decided_by_the_first_to_ask_and_opens_with_the_key_only,
 );
 
 fn pbx() -> IntegrationKey {
@@ -350,4 +352,55 @@ async fn limits_are_kept_per_integration(backend: &Backend) {
         .await
         .expect_err("no such integration");
     assert!(matches!(err, StorageError::NotFound(_)), "{err}");
+}
+
+async fn components_are_kept_once_by_digest(backend: &Backend) {
+    let storage = &backend.storage;
+    assert_eq!(storage.component("a1").await.expect("reads"), None);
+    let bytes: Vec<u8> = (0..=255).cycle().take(100_000).collect();
+    storage.put_component("a1", &bytes).await.expect("stored");
+    storage
+        .put_component("a1", &bytes)
+        .await
+        .expect("the same upload again changes nothing");
+    storage.put_component("b2", b"\0asm").await.expect("stored");
+    assert_eq!(storage.component("a1").await.expect("reads"), Some(bytes));
+    assert_eq!(
+        storage.component("b2").await.expect("reads").as_deref(),
+        Some(&b"\0asm"[..])
+    );
+}
+
+async fn a_shared_secret_is_decided_by_the_first_to_ask_and_opens_with_the_key_only(
+    backend: &Backend,
+) {
+    let first = backend.storage.shared_secret("admin-token", "t-1").await;
+    assert_eq!(first.expect("stored"), "t-1");
+    let other_node = backend.reopen(key()).await.expect("the same key opens");
+    assert_eq!(
+        other_node
+            .shared_secret("admin-token", "t-2")
+            .await
+            .expect("reads"),
+        "t-1",
+        "the first node to ask decided"
+    );
+    assert_eq!(
+        other_node
+            .shared_secret("cluster", "c-9")
+            .await
+            .expect("stored"),
+        "c-9"
+    );
+    let wrong_key = backend
+        .reopen(SettingsKey::from_bytes(&[8; 32]))
+        .await
+        .expect("no settings to refuse it yet");
+    let Err(err) = wrong_key.shared_secret("admin-token", "t-3").await else {
+        panic!("another key opened the secret");
+    };
+    assert!(
+        matches!(&err, StorageError::WrongKey(what) if what == "shared/admin-token"),
+        "{err}"
+    );
 }

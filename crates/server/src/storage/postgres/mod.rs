@@ -429,6 +429,46 @@ impl Storage for PostgresStorage {
         .await
     }
 
+    async fn put_component(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        execute(
+            &self.client().await?,
+            "INSERT INTO components (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&sha256, &bytes],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        row(
+            &self.client().await?,
+            "SELECT bytes FROM components WHERE sha256 = $1",
+            &[&sha256],
+            |row| row.bytes(0),
+        )
+        .await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String> {
+        let client = self.client().await?;
+        let sealed = self.key.seal(&sealing::shared_context(name), candidate)?;
+        execute(
+            &client,
+            "INSERT INTO shared_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &sealed],
+        )
+        .await?;
+        let stored = row(
+            &client,
+            "SELECT sealed FROM shared_secrets WHERE name = $1",
+            &[&name],
+            |row| row.bytes(0),
+        )
+        .await?
+        .ok_or_else(|| StorageError::Corrupt(format!("shared secret `{name}`")))?;
+        sealing::open_shared(&self.key, name, &stored)
+    }
+
     async fn settings(&self, key: &IntegrationKey) -> Result<Settings> {
         let sealed = rows(
             &self.client().await?,

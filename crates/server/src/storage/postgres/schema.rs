@@ -25,10 +25,10 @@ use super::Result;
 use crate::storage::StorageError;
 
 /// The schema this build writes: 1 is the first one.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[n]` takes schema `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_1, SHARED_BY_NODES];
 
 /// The advisory lock migrations take turns on: "th" and "mi" (telehook, migrations).
 const MIGRATION_LOCK: i32 = 0x7468_6d69;
@@ -224,6 +224,20 @@ CREATE TABLE forward_failures (
     last_error TEXT COLLATE "C" NOT NULL,
     failed_at TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (endpoint_id, position)
+);
+"#;
+
+/// Schema 2 (SQLite's 8): what several nodes share besides the registry: the components, so
+/// that a version uploaded to one node loads on every other, and the secrets every node must
+/// hold alike (the admin token), sealed as settings are.
+const SHARED_BY_NODES: &str = r#"
+CREATE TABLE components (
+    sha256 TEXT COLLATE "C" PRIMARY KEY,
+    bytes BYTEA NOT NULL
+);
+CREATE TABLE shared_secrets (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    sealed BYTEA NOT NULL
 );
 "#;
 

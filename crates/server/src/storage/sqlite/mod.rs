@@ -356,6 +356,48 @@ impl Storage for SqliteStorage {
         })
     }
 
+    async fn put_component(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        let (sha256, bytes) = (sha256.to_owned(), bytes.to_vec());
+        self.off_the_workers(move |conn| {
+            conn.execute(
+                "INSERT INTO components (sha256, bytes) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![sha256, bytes],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let sha256 = sha256.to_owned();
+        self.off_the_workers(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT bytes FROM components WHERE sha256 = ?1",
+                    [sha256],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String> {
+        let sealed = self.key.seal(&sealing::shared_context(name), candidate)?;
+        let stored: Vec<u8> = self.with(|conn| {
+            conn.execute(
+                "INSERT INTO shared_secrets (name, sealed) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![name, sealed],
+            )?;
+            Ok(conn.query_row(
+                "SELECT sealed FROM shared_secrets WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )?)
+        })?;
+        sealing::open_shared(&self.key, name, &stored)
+    }
+
     async fn settings(&self, key: &IntegrationKey) -> Result<Settings> {
         let sealed: Vec<(String, Vec<u8>)> = self.with(|conn| {
             let mut stmt = conn.prepare(

@@ -16,7 +16,7 @@ use crate::secrets::SettingsKey;
 /// cursor in the event log; 4 sealed the settings; 5 added the deliveries already stored; 6
 /// added calls, and the events held until their call is known; 7 added the call updates and
 /// their delivery.
-pub(super) const SCHEMA_VERSION: i32 = 7;
+pub(super) const SCHEMA_VERSION: i32 = 8;
 
 /// One step from a schema to the next.
 enum Migration {
@@ -35,6 +35,7 @@ const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
     Migration::Sql(DELIVERIES),
     Migration::Sql(CALLS),
     Migration::Sql(DELIVERY),
+    Migration::Sql(SHARED_BY_NODES),
 ];
 
 /// Schema 0, as the first builds wrote it.
@@ -330,6 +331,21 @@ CREATE TABLE forward_failures (
     last_error TEXT NOT NULL,
     failed_at TEXT NOT NULL,
     PRIMARY KEY (endpoint_id, position)
+);
+";
+
+/// Schema 8: the components, kept in the database as its record (the data directory caches
+/// them with their compiled form), and the secrets shared by every node of a database, sealed
+/// as settings are. One node on SQLite shares them with nobody, but keeps them alike, so that
+/// both backends are one interface.
+const SHARED_BY_NODES: &str = "
+CREATE TABLE components (
+    sha256 TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+);
+CREATE TABLE shared_secrets (
+    name TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
 );
 ";
 

@@ -15,6 +15,10 @@
 //! [`POSITION_EVERY`]; a failure is stored when it happens, with its attempts and its next
 //! time. After a crash, what was delivered since the last stored position is delivered again,
 //! with the same `webhook-id`: the receiver's key to deduplicate.
+//!
+//! With several nodes, an endpoint's worker runs on one of them at a time (see [`leased`]).
+
+mod leased;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,6 +30,7 @@ use tokio::task::JoinSet;
 
 use super::signature::Secret;
 use super::{CallUpdate, Feed, Hub, UpdateFilter, lock};
+use crate::cluster::Leases;
 use crate::metrics::ForwardMetrics;
 use crate::storage::{Storage, StorageError, from_now, now};
 
@@ -160,6 +165,8 @@ struct Shared {
     client: reqwest::Client,
     config: ForwardConfig,
     metrics: ForwardMetrics,
+    /// Where the nodes take turns, when there are several.
+    leases: Option<Leases>,
 }
 
 /// The workers of every enabled endpoint.
@@ -182,12 +189,15 @@ pub struct ClientError(#[from] reqwest::Error);
 
 impl Forwarders {
     /// The forwarders of the endpoints `storage` keeps; none runs until [`Forwarders::start`].
+    /// With `leases` (several nodes), each endpoint's worker runs only on the node holding
+    /// its lease.
     pub fn new(
         runtime: tokio::runtime::Handle,
         storage: Arc<dyn Storage>,
         hub: Hub,
         config: ForwardConfig,
         metrics: ForwardMetrics,
+        leases: Option<Leases>,
     ) -> Result<Self, ClientError> {
         // No proxy from the environment: endpoints are reached directly, and looking one up
         // costs every request.
@@ -205,6 +215,7 @@ impl Forwarders {
                 client,
                 config,
                 metrics,
+                leases,
             }),
             workers: Mutex::default(),
             restarting: tokio::sync::Mutex::default(),
@@ -247,11 +258,41 @@ impl Forwarders {
         }
         let (stop, stopped) = watch::channel(false);
         let id = endpoint.id.clone();
-        let task =
-            self.shared
+        let shared = Arc::clone(&self.shared);
+        let task = match &self.shared.leases {
+            Some(leases) => {
+                self.shared
+                    .runtime
+                    .spawn(leased::run(shared, id.clone(), leases.clone(), stopped))
+            }
+            None => self
+                .shared
                 .runtime
-                .spawn(Worker::run(Arc::clone(&self.shared), endpoint, stopped));
+                .spawn(Worker::run(shared, endpoint, stopped)),
+        };
         lock(&self.workers).insert(id, Running { stop, task });
+        Ok(())
+    }
+
+    /// Brings the workers in line with the endpoints stored: one for each enabled endpoint
+    /// that has none, none for an endpoint deleted or disabled. What another node's signal
+    /// would have done, for one that was lost.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let endpoints = self.shared.storage.endpoints().await?;
+        let running: Vec<String> = lock(&self.workers).keys().cloned().collect();
+        for id in &running {
+            let enabled = endpoints
+                .iter()
+                .any(|endpoint| endpoint.id == *id && endpoint.disabled.is_none());
+            if !enabled {
+                self.stop(id).await;
+            }
+        }
+        for endpoint in endpoints {
+            if endpoint.disabled.is_none() && !running.contains(&endpoint.id) {
+                self.restart(&endpoint.id).await?;
+            }
+        }
         Ok(())
     }
 

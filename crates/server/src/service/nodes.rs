@@ -1,0 +1,148 @@
+//! With several nodes: what keeps this one in step with the others (see [`crate::cluster`]).
+//!
+//! A change an admin makes through one node is made in the database, applied to that node's
+//! routes and forwarders, and signalled; every other node rebuilds what the signal names from
+//! the database. A signal lost (NATS down, a node reconnecting) is made up for by re-reading
+//! every loaded route and every endpoint each [`RECHECK`], and at once when the connection to
+//! NATS is made again. So a change takes effect on every node within milliseconds, and within
+//! [`RECHECK`] when NATS loses its signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Service;
+use crate::cluster::{Cluster, Signal};
+use crate::delivery::tail;
+use crate::storage::IntegrationKey;
+
+/// How often a node re-reads its loaded routes and the endpoints, in case a signal was lost.
+pub const RECHECK: Duration = Duration::from_secs(30);
+
+impl Service {
+    /// Keeps this node in step with the others for as long as the service serves: feeds its
+    /// hub from the log (see [`tail`]), tells the others of its commits, and applies what
+    /// they signal. Returns at once for a service that is the only node.
+    pub async fn keep_in_step(self: Arc<Self>) {
+        let Some(nodes) = &self.nodes else {
+            return;
+        };
+        let follow = tail::follow(
+            Arc::clone(&self.storage),
+            self.hub.clone(),
+            nodes.committed.clone(),
+            Arc::clone(&nodes.heard),
+        );
+        tokio::select! {
+            () = follow => {}
+            () = announce_commits(&nodes.cluster, nodes.committed.clone()) => {}
+            () = self.hear_the_others(&nodes.cluster) => {}
+        }
+    }
+
+    /// Tells the other nodes that an integration changed, once this node has applied it.
+    pub(super) async fn integration_changed(&self, key: &IntegrationKey) {
+        if let Some(nodes) = &self.nodes {
+            nodes.cluster.integration_changed(key).await;
+        }
+    }
+
+    /// Tells the other nodes that an endpoint changed, once this node has applied it.
+    pub(super) async fn endpoint_changed(&self, id: &str) {
+        if let Some(nodes) = &self.nodes {
+            nodes
+                .cluster
+                .tell(Signal::Endpoint { id: id.to_owned() })
+                .await;
+        }
+    }
+
+    async fn hear_the_others(self: &Arc<Self>, cluster: &Cluster) {
+        let mut signals = loop {
+            match cluster.signals().await {
+                Ok(signals) => break signals,
+                Err(err) => {
+                    tracing::error!("cannot hear the other nodes: {err}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.tick().await;
+        loop {
+            tokio::select! {
+                signal = signals.next() => match signal {
+                    Some(signal) => self.apply(signal).await,
+                    None => {
+                        tracing::error!("the signals of the other nodes ended");
+                        return;
+                    }
+                },
+                _ = recheck.tick() => self.recheck().await,
+                () = cluster.reconnected() => self.recheck().await,
+            }
+        }
+    }
+
+    /// Applies another node's signal.
+    async fn apply(self: &Arc<Self>, signal: Signal) {
+        match signal {
+            Signal::Integration {
+                tenant,
+                integration,
+            } => {
+                let key = IntegrationKey::new(&tenant, &integration);
+                if self.is_loaded(&key)
+                    && let Err(err) = self.refresh_route(&key).await
+                {
+                    tracing::error!(integration = %key, "reloading a changed integration: {err}");
+                }
+            }
+            Signal::Endpoint { id } => {
+                if let Err(err) = self.forwarders.restart(&id).await {
+                    tracing::error!(endpoint = %id, "restarting a changed endpoint: {err}");
+                }
+            }
+            Signal::Committed { .. } => {
+                if let Some(nodes) = &self.nodes {
+                    nodes.heard.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Re-reads every loaded route and the endpoints, for the signals that were lost.
+    async fn recheck(self: &Arc<Self>) {
+        let loaded: Vec<IntegrationKey> = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for key in loaded {
+            if let Err(err) = self.refresh_route(&key).await {
+                tracing::error!(integration = %key, "re-reading an integration: {err}");
+            }
+        }
+        if let Err(err) = self.forwarders.sync().await {
+            tracing::error!("re-reading the endpoints: {err}");
+        }
+    }
+
+    fn is_loaded(&self, key: &IntegrationKey) -> bool {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+}
+
+/// Tells the other nodes of each position this node's event log commits, coalesced: a signal
+/// says "read up to here", so one for the latest of several commits does for all of them.
+async fn announce_commits(cluster: &Cluster, mut committed: tokio::sync::watch::Receiver<i64>) {
+    while committed.changed().await.is_ok() {
+        let position = *committed.borrow_and_update();
+        cluster.tell(Signal::Committed { position }).await;
+    }
+}
