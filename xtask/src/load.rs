@@ -140,7 +140,7 @@ pub fn measure(server: &'static str, url: &str, script: &Path) -> Result<Vec<Mea
         .collect()
 }
 
-fn wrk(
+pub fn wrk(
     server: &'static str,
     url: &str,
     script: &Path,

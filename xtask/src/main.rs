@@ -20,8 +20,9 @@
 //!   off|streams|endpoint|on` one configuration of it once, to profile; `--catalog` runs only
 //!   the invocation benchmark of every catalog parser and of each signature check, and prints the README's
 //!   catalog table from its medians (see [`catalog`]); `--languages` the same parse in Rust,
-//!   TypeScript and Python beside the Node.js fresh-context peer (see [`languages::bench`]).
-//!   Results go in `BENCHMARKS.md`.
+//!   TypeScript and Python beside the Node.js fresh-context peer (see [`languages::bench`]);
+//!   `--nodes` one node on SQLite, one on PostgreSQL and two on PostgreSQL side by side (see
+//!   [`nodes`]). Results go in `BENCHMARKS.md`.
 //!
 //! All first make sure the guests' targets (`wasm32-unknown-unknown`, `wasm32-wasip2`) are
 //! installed.
@@ -38,6 +39,7 @@ mod console;
 mod delivery;
 mod languages;
 mod load;
+mod nodes;
 mod reliability;
 mod server;
 mod tenants;
@@ -80,7 +82,7 @@ fn main() -> Result<()> {
             bench(&root, std::env::args().nth(2).as_deref(), integrations)
         }
         _ => bail!(
-            "usage: cargo xtask <demo|catalog|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog|--languages]>"
+            "usage: cargo xtask <demo|catalog|test|reliability [--quick] [--only CASE]|bench [--http|--tenants [N]|--delivery|--catalog|--languages|--nodes]>"
         ),
     }
 }
@@ -168,6 +170,21 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
             rust_component: &components.join("generic_json.wasm"),
             scratch: &root.join("target/bench-languages"),
             path: &languages::path_with(&bin)?,
+        });
+    }
+    if only == Some("--nodes") {
+        run(Command::new(cargo()).current_dir(root).args([
+            "build",
+            "--release",
+            "--package",
+            "telehook-cli",
+            "--bin",
+            "telehook",
+        ]))?;
+        return nodes::run(&nodes::Setup {
+            telehook: &root.join("target/release/telehook"),
+            generic_json: &components.join("generic_json.wasm"),
+            scratch: &root.join("target/bench-nodes"),
         });
     }
     if only == Some("--delivery") {
