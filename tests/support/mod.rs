@@ -1,7 +1,13 @@
 //! What the end-to-end tests of `telehook serve` share: the real binary started on a data
-//! directory and driven over HTTP, and the scripted guest's integration.
+//! directory and driven over HTTP, and the scripted guest's integration; the live stream as a
+//! client reads it (`stream`), endpoints that take forwarded updates (`endpoints`), and
+//! several nodes on one PostgreSQL schema and one NATS server (`cluster`).
 // Each test target uses its own part of this.
 #![allow(dead_code)]
+
+pub mod cluster;
+pub mod endpoints;
+pub mod stream;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -43,7 +49,13 @@ impl Server {
             .arg(data_dir)
             .args(flags)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // `TELEHOOK_TEST_SERVER_LOGS=1` shows the servers' logs, to find out why a test
+            // failed; they are quiet otherwise.
+            .stderr(if std::env::var_os("TELEHOOK_TEST_SERVER_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("telehook serve starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -175,6 +187,28 @@ impl Server {
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json().as_array().expect("a list").clone()
+    }
+
+    /// Every event of a feed (`/events`, the platform's, or an integration's
+    /// `/tenants/T/integrations/I/events`), page by page, oldest first.
+    pub fn every_event(&self, feed: &str) -> Vec<Value> {
+        let mut events: Vec<Value> = Vec::new();
+        loop {
+            let after = events
+                .last()
+                .map_or(0, |event| event["seq"].as_i64().expect("a seq"));
+            let page = self.admin(
+                "GET",
+                &format!("{feed}?after={after}&limit=1000"),
+                Value::Null,
+            );
+            assert_eq!(page.status, 200, "{}", page.body);
+            let page = page.json().as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                return events;
+            }
+            events.extend(page);
+        }
     }
 
     /// Stops the server the hard way: no drain, no clean close. Durability must not need one.
