@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::endpoints::{Endpoints, assert_signed, create_endpoint};
 use support::stream::{EventStream, Frame, all_updates};
-use support::{Server, happen, scripted_integration};
+use support::{Reply, Server, happen, scripted_integration};
 use telehook_test_artifacts::SCRIPTED;
 
 /// How long a change through one node may take to reach the others: NATS takes milliseconds,
@@ -44,7 +44,7 @@ const STEPS: [(&str, &str); 3] = [
 ];
 
 /// A loaded machine must not turn a slow parser or a queue wait into a refused webhook: what
-/// this test measures is the cluster, not admission.
+/// these tests measure is the cluster, not admission.
 const PATIENT: &[&str] = &["--parser-timeout-ms", "1000", "--queue-wait-ms", "5000"];
 /// Threads sending calls at once.
 const CLIENTS: usize = 9;
@@ -61,6 +61,8 @@ struct Ledger {
     sent: BTreeSet<Sent>,
     acknowledged: BTreeSet<Sent>,
     unacknowledged: usize,
+    /// Why requests were not acknowledged: a status, or the error when no answer came.
+    refusals: BTreeMap<String, usize>,
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn three_nodes_lose_nothing_acknowledged_when_the_forwarding_node_is_killed() {
         AtomicBool::new(false),
     );
     let load = Instant::now();
-    let killed_at = std::thread::scope(|scope| {
+    let (killed_at, refused_before_kill) = std::thread::scope(|scope| {
         for _ in 0..CLIENTS {
             scope.spawn(|| send_calls(&webhooks, &turn, &calls, &ledger, &stop));
         }
@@ -132,6 +134,7 @@ fn three_nodes_lose_nothing_acknowledged_when_the_forwarding_node_is_killed() {
             Some(victim),
             "one node forwards to an endpoint at a time, and it kept the lease"
         );
+        let refused_before_kill = ledger.lock().expect("the ledger").refusals.clone();
         // SIGKILL, webhooks in flight to it.
         cluster.kill(victim);
         let killed_at = Instant::now();
@@ -139,7 +142,7 @@ fn three_nodes_lose_nothing_acknowledged_when_the_forwarding_node_is_killed() {
         eventually("the survivors go on acknowledging", CONVERGENCE * 2, || {
             (acknowledged() >= at_kill + AFTER_KILL).then_some(())
         });
-        killed_at
+        (killed_at, refused_before_kill)
     });
     let load = load.elapsed();
     let ledger = ledger.into_inner().expect("the ledger");
@@ -259,13 +262,14 @@ fn three_nodes_lose_nothing_acknowledged_when_the_forwarding_node_is_killed() {
         .collect();
 
     eprintln!(
-        "{} events acknowledged ({} whole calls), {} requests unacknowledged, over {load:.1?} \
+        "{} events acknowledged ({} whole calls), {} requests unacknowledged ({:?}; before the kill {refused_before_kill:?}), over {load:.1?} \
          of load; node {} killed; {} logged, {} streamed on node {}; endpoint {endpoint}: {} \
          updates, {duplicates} sent again after the takeover, which node(s) {heirs:?} made \
          {takeover:.1?} after the kill; {:.1?} in all",
         ledger.acknowledged.len(),
         whole.len(),
         ledger.unacknowledged,
+        ledger.refusals,
         NAMES[victim],
         logged.len(),
         streamed.len(),
@@ -302,14 +306,19 @@ fn send_calls(
                 .header("content-type", FORM)
                 .send(form(&call, number, step).as_bytes());
             // An answer that did not arrive is no acknowledgement, whatever was stored.
-            let acknowledged = answered.is_ok_and(|answer| answer.status().is_success());
+            let refusal = match answered {
+                Ok(answer) if answer.status().is_success() => None,
+                Ok(answer) => Some(answer.status().to_string()),
+                Err(err) => Some(err.to_string()),
+            };
             let mut ledger = ledger.lock().expect("the ledger");
-            if acknowledged {
+            let Some(refusal) = refusal else {
                 ledger.acknowledged.insert(sent);
-            } else {
-                ledger.unacknowledged += 1;
-                break;
-            }
+                continue;
+            };
+            ledger.unacknowledged += 1;
+            *ledger.refusals.entry(refusal).or_default() += 1;
+            break;
         }
     }
 }
@@ -406,8 +415,8 @@ fn eventually<T>(what: &str, wait: Duration, mut check: impl FnMut() -> Option<T
 /// A distinct call id for each probe of the second test.
 static PROBE: AtomicU64 = AtomicU64::new(1);
 
-/// Sends `node` the start of a new call; its logged event, or `None` when it was not taken.
-fn probe(node: &Server, webhook: &str) -> Option<Value> {
+/// Sends `node` the start of a new call: its call id and the answer.
+fn start_call(node: &Server, webhook: &str) -> (String, Reply) {
     let call = format!("p-{}", PROBE.fetch_add(1, Ordering::Relaxed));
     let form = format!("event=start&call_id={call}&direction=in&src=%2B79180000001&dst=101");
     let reply = node.send(
@@ -417,6 +426,12 @@ fn probe(node: &Server, webhook: &str) -> Option<Value> {
         &[("content-type", FORM)],
         form.into_bytes(),
     );
+    (call, reply)
+}
+
+/// Sends `node` the start of a new call; its logged event, or `None` when it was not taken.
+fn probe(node: &Server, webhook: &str) -> Option<Value> {
+    let (call, reply) = start_call(node, webhook);
     (reply.status == 200).then(|| {
         node.events("acme", "pbx")
             .into_iter()
@@ -425,16 +440,39 @@ fn probe(node: &Server, webhook: &str) -> Option<Value> {
     })
 }
 
+/// Sends `node` the start of a new call, which it must take; its logged event.
+fn taken(node: &Server, webhook: &str) -> Value {
+    let (call, reply) = start_call(node, webhook);
+    assert_eq!(reply.status, 200, "{call}: {}", reply.body);
+    node.events("acme", "pbx")
+        .into_iter()
+        .find(|event| event["event"]["call_id"] == call.as_str())
+        .unwrap_or_else(|| panic!("{call} was acknowledged and is not in the log"))
+}
+
+/// [`eventually`] within [`PROPAGATION`], noting in `took` how long `what` took.
+fn propagated<T>(
+    took: &mut Vec<(&'static str, Duration)>,
+    what: &'static str,
+    check: impl FnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    let value = eventually(what, PROPAGATION, check);
+    took.push((what, started.elapsed()));
+    value
+}
+
 #[test]
 fn a_change_on_one_node_takes_effect_on_the_others() {
-    let cluster = Cluster::start(2, &[]);
+    let cluster = Cluster::start(2, PATIENT);
     let (a, b) = (cluster.node(0), cluster.node(1));
     a.tenant("acme");
     // Version 1 of the scripted guest, uploaded and activated through A.
     let mut webhook = scripted_integration(a, "acme", "pbx");
     let base = "/tenants/acme/integrations/pbx";
+    let mut took = Vec::new();
     let version_on_b = |version: u64| probe(b, &webhook).filter(|e| e["version"] == version);
-    eventually("B serves the integration A made", PROPAGATION, || {
+    propagated(&mut took, "B serves the integration A made", || {
         version_on_b(1)
     });
 
@@ -443,12 +481,12 @@ fn a_change_on_one_node_takes_effect_on_the_others() {
     assert_eq!(uploaded.status, 201, "{}", uploaded.body);
     let activated = a.admin("POST", &format!("{base}/versions/2/activate"), Value::Null);
     assert_eq!(activated.status, 200, "{}", activated.body);
-    eventually("B runs the version A activated", PROPAGATION, || {
+    propagated(&mut took, "B runs the version A activated", || {
         version_on_b(2)
     });
     let rolled_back = a.admin("POST", &format!("{base}/rollback"), Value::Null);
     assert_eq!(rolled_back.status, 200, "{}", rolled_back.body);
-    eventually("B runs the version A rolled back to", PROPAGATION, || {
+    propagated(&mut took, "B runs the version A rolled back to", || {
         version_on_b(1)
     });
 
@@ -463,18 +501,15 @@ fn a_change_on_one_node_takes_effect_on_the_others() {
         .strip_prefix(&a.url)
         .unwrap_or_else(|| panic!("{new_url} is not A's"))
         .to_owned();
-    eventually("B retires the old token", PROPAGATION, || {
-        probe(b, &webhook).is_none().then_some(())
+    propagated(&mut took, "B retires the old token", || {
+        (start_call(b, &webhook).1.status == 404).then_some(())
     });
-    eventually("B takes the new token", PROPAGATION, || probe(b, &new));
-    let old = b.send(
-        "POST",
-        &webhook,
-        None,
-        &[("content-type", FORM)],
-        Vec::new(),
+    propagated(&mut took, "B takes the new token", || probe(b, &new));
+    assert_eq!(
+        start_call(b, &webhook).1.status,
+        404,
+        "the old URL stays retired"
     );
-    assert_eq!(old.status, 404, "the old URL stays retired: {}", old.body);
     webhook = new;
 
     // Bindings through A: B's next events notify whom A bound.
@@ -484,7 +519,7 @@ fn a_change_on_one_node_takes_effect_on_the_others() {
         json!([{ "extension": "101", "user_id": "carla" }]),
     );
     assert_eq!(bound.status, 200, "{}", bound.body);
-    eventually("B notifies whom A bound", PROPAGATION, || {
+    propagated(&mut took, "B notifies whom A bound", || {
         probe(b, &webhook).filter(|event| event["users"] == json!(["carla"]))
     });
 
@@ -499,15 +534,15 @@ fn a_change_on_one_node_takes_effect_on_the_others() {
     );
     assert_eq!(created.status, 201, "{}", created.body);
     let endpoint = created.json()["id"].as_str().expect("an id").to_owned();
-    let taken = probe(b, &webhook).expect("B takes the webhook");
+    let forwarded = taken(b, &webhook);
     let delivered = endpoints.wait_delivered("/crm", 1, CONVERGENCE);
-    assert_eq!(delivered[0].json()["data"]["seq"], taken["seq"]);
+    assert_eq!(delivered[0].json()["data"]["seq"], forwarded["seq"]);
     let deleted = a.admin("DELETE", &format!("/endpoints/{endpoint}"), Value::Null);
     assert!(deleted.status < 300, "{}: {}", deleted.status, deleted.body);
     // Well past the milliseconds a deletion takes to reach every node.
     std::thread::sleep(Duration::from_millis(500));
     let before = endpoints.received("/crm").len();
-    probe(b, &webhook).expect("B takes the webhook");
+    taken(b, &webhook);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         endpoints.received("/crm").len(),
@@ -515,4 +550,5 @@ fn a_change_on_one_node_takes_effect_on_the_others() {
         "a deleted endpoint was forwarded to: {:?}",
         endpoints.received("/crm")
     );
+    eprintln!("through A, seen on B: {took:.1?}");
 }
