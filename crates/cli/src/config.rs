@@ -363,3 +363,52 @@ fn read_file(path: &Path) -> Result<FileConfig> {
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn resolve(flags: &[&str]) -> Result<ServeConfig> {
+        let command =
+            Command::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))?;
+        ServeConfig::resolve(command.args)
+    }
+
+    #[test]
+    fn a_shared_database_needs_nats_and_nats_needs_a_shared_database() {
+        assert!(resolve(&[]).expect("the default").shared.is_none());
+        let shared = resolve(&[
+            "--database",
+            "postgres://telehook@db/telehook",
+            "--nats",
+            "nats://nats:4222",
+        ])
+        .expect("both")
+        .shared
+        .expect("shared");
+        assert_eq!(shared.database, "postgres://telehook@db/telehook");
+        assert_eq!(shared.nats, "nats://nats:4222");
+
+        let alone = resolve(&["--database", "postgres://db/telehook"]).expect_err("no NATS");
+        assert!(alone.to_string().contains("give --nats"), "{alone}");
+        let no_database = resolve(&["--nats", "nats://nats:4222"]).expect_err("no database");
+        assert!(
+            no_database.to_string().contains("--database"),
+            "{no_database}"
+        );
+        let not_postgres = resolve(&["--database", "mysql://db", "--nats", "nats://n:4222"])
+            .expect_err("not PostgreSQL");
+        assert!(
+            not_postgres.to_string().contains("PostgreSQL URL"),
+            "{not_postgres}"
+        );
+    }
+}

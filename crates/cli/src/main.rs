@@ -443,3 +443,19 @@ fn parse_setting(text: &str) -> Result<(String, String)> {
         _ => bail!("expected KEY=VALUE, got `{text}`"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn a_database_url_is_printed_without_its_password() {
+        assert_eq!(
+            redact_password("postgres://telehook:s3cret@db:5432/telehook"),
+            "postgres://telehook:***@db:5432/telehook"
+        );
+        for url in ["postgres://telehook@db/telehook", "postgres://db/telehook"] {
+            assert_eq!(redact_password(url), url);
+        }
+    }
+}

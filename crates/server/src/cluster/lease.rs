@@ -153,6 +153,58 @@ fn key_of(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The NATS server the tests use, unless `TELEHOOK_TEST_NATS` names another.
+    fn nats_url() -> String {
+        std::env::var("TELEHOOK_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    }
+
+    /// The leases of a node of a cluster of its own (a fresh bucket).
+    async fn node(cluster: &str, node: &str) -> Leases {
+        let url = nats_url();
+        let client = async_nats::connect(&url).await.unwrap_or_else(|err| {
+            panic!(
+                "the lease tests need NATS with JetStream and {url} does not answer ({err}): \
+                 start it, or set TELEHOOK_TEST_NATS"
+            )
+        });
+        Leases::open(jetstream::new(client), cluster, node)
+            .await
+            .expect("the bucket")
+    }
+
+    #[tokio::test]
+    async fn one_node_holds_a_lease_until_it_releases_it_or_stops_renewing() {
+        let cluster = uuid::Uuid::now_v7().simple().to_string();
+        let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+        let mut held = a
+            .acquire("endpoint/ep_1")
+            .await
+            .expect("asked")
+            .expect("free");
+        assert!(b.acquire("endpoint/ep_1").await.expect("asked").is_none());
+        assert!(
+            b.acquire("endpoint/ep_2").await.expect("asked").is_some(),
+            "another name is another lease"
+        );
+        held.renew().await.expect("renewed");
+        held.renew().await.expect("renewed again");
+        assert!(b.acquire("endpoint/ep_1").await.expect("asked").is_none());
+        held.release().await;
+        let taken = b.acquire("endpoint/ep_1").await.expect("asked");
+        assert!(taken.is_some(), "a released lease is free at once");
+
+        // b stops renewing, as a node that died: its lease expires, a takes it, and b's late
+        // renewal finds it lost.
+        let mut stale = taken.expect("held");
+        tokio::time::sleep(LEASE_TTL + Duration::from_secs(2)).await;
+        let retaken = a.acquire("endpoint/ep_1").await.expect("asked");
+        assert!(retaken.is_some(), "an expired lease is free");
+        assert!(
+            stale.renew().await.is_err(),
+            "the dead holder's lease is lost"
+        );
+    }
+
     #[test]
     fn any_name_makes_a_valid_key_and_names_stay_apart() {
         let valid = |key: &str| {

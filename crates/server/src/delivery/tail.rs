@@ -77,3 +77,60 @@ async fn catch_up(storage: &dyn Storage, hub: &Hub, after: &mut i64) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::hub::Taken;
+    use crate::storage::conformance::{Backend, Kind, Writer, key};
+    use crate::storage::fixtures;
+
+    /// Two nodes' writers commit, interleaved, into one PostgreSQL database; the tail of a
+    /// third node, told only that something was committed, hands its hub every update once,
+    /// in position order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tail_offers_every_nodes_updates_once_in_order() {
+        let backend = Backend::new(Kind::Postgres).await;
+        let mut first = backend.writer();
+        let second = backend.reopen(key()).await.expect("a second node");
+        let mut second = Writer::of(second.event_writer(false).expect("a writer"));
+        let hub = Hub::default();
+        let listener = hub.listen(UpdateFilter::default());
+        let (announce, committed) = watch::channel(0);
+        let heard = Arc::new(Notify::new());
+        let tail = tokio::spawn(follow(
+            Arc::clone(&backend.storage),
+            hub.clone(),
+            committed,
+            Arc::clone(&heard),
+        ));
+
+        let writers = async {
+            for round in 0..20 {
+                let call = format!("c-{round}");
+                first.one(fixtures::start(&call)).await;
+                second.one(fixtures::start(&format!("{call}-b"))).await;
+                heard.notify_one();
+            }
+        };
+        let mut seen = Vec::new();
+        let reader = async {
+            while seen.len() < 40 {
+                match listener.take().await {
+                    Taken::Updates(updates) => {
+                        seen.extend(updates.iter().map(|update| update.position));
+                    }
+                    Taken::Lagged => panic!("the listener lagged"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(writers, reader)
+        })
+        .await
+        .expect("every update reaches the hub");
+        assert_eq!(seen, (1..=40).collect::<Vec<i64>>());
+        drop(announce);
+        tail.await.expect("the tail ends with its event log");
+    }
+}

@@ -249,10 +249,11 @@ impl Service {
         nats_url: &str,
     ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let cluster = Cluster::join(nats_url, &*storage).await?;
+        // First, so that a node whose settings key is not the others' is refused as such.
         let admin_token = storage
             .shared_secret("admin-token", &tokens::generate()?)
             .await?;
+        let cluster = Cluster::join(nats_url, &*storage).await?;
         write_secret_file(&config.data_dir.join("admin-token"), &admin_token)?;
         Self::build(config, storage, admin_token, Some(cluster))
     }

@@ -19,7 +19,7 @@
 mod append;
 mod columns;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod postgres;
 mod sealing;
 pub mod sqlite;
