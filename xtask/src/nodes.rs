@@ -166,6 +166,7 @@ fn measure(name: &'static str, nodes: &[Server], setup: &Setup, script: &Path) -
 fn psql(url: &str, sql: &str) -> Result<()> {
     let status = Command::new("psql")
         .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGOPTIONS", "--client-min-messages=warning")
         .status()
         .context("running psql (Debian's postgresql-client)")?;
     ensure!(status.success(), "psql failed on `{sql}` against {url}");
