@@ -462,6 +462,36 @@ fn propagated<T>(
     value
 }
 
+/// A node given another settings key than the cluster's is refused before it serves, saying
+/// which secret its key did not open, and the key file it generated for that start is taken
+/// back: nothing was sealed with it.
+#[test]
+fn a_node_with_another_settings_key_is_refused_and_its_new_key_taken_back() {
+    let cluster = Cluster::start(1, &[]);
+    let stranger = support::data_dir();
+    let key_file = stranger.path().join("another-key");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_telehook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(stranger.path().join("data"))
+        .args(["--database", cluster.database_url()])
+        .args(["--nats", &support::cluster::nats_url()])
+        .arg("--settings-key-file")
+        .arg(&key_file)
+        .output()
+        .expect("telehook serve runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a node with another key served");
+    assert!(
+        stderr.contains("does not open the stored settings (setting `shared/admin-token`)"),
+        "{stderr}"
+    );
+    assert!(!key_file.exists(), "the refused key was kept");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("telehook listening"),
+        "it announced itself"
+    );
+}
+
 #[test]
 fn a_change_on_one_node_takes_effect_on_the_others() {
     let cluster = Cluster::start(2, PATIENT);

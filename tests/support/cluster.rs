@@ -158,6 +158,11 @@ impl Cluster {
         cluster
     }
 
+    /// The database URL the nodes share.
+    pub fn database_url(&self) -> &str {
+        self.schema.url()
+    }
+
     /// A node that has not been killed.
     pub fn node(&self, index: usize) -> &Server {
         self.nodes[index]

@@ -144,6 +144,19 @@ fn invocation_bench(root: &Path, args: &[&str]) -> Result<()> {
         .args(args))
 }
 
+/// Builds the release `telehook` binary the benchmarks run; returns its path.
+fn release_telehook(root: &Path) -> Result<PathBuf> {
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "--release",
+        "--package",
+        "telehook-cli",
+        "--bin",
+        "telehook",
+    ]))?;
+    Ok(root.join("target/release/telehook"))
+}
+
 /// Integrations registered by the many-tenants benchmark.
 const BENCH_INTEGRATIONS: usize = 1000;
 
@@ -155,49 +168,28 @@ fn bench(root: &Path, only: Option<&str>, integrations: usize) -> Result<()> {
         return Ok(());
     }
     if only == Some("--languages") {
-        run(Command::new(cargo()).current_dir(root).args([
-            "build",
-            "--release",
-            "--package",
-            "telehook-cli",
-            "--bin",
-            "telehook",
-        ]))?;
+        let telehook = release_telehook(root)?;
         let bin = languages::prepare(root)?;
         return languages::bench::run(&languages::bench::Setup {
             root,
-            telehook: &root.join("target/release/telehook"),
+            telehook: &telehook,
             rust_component: &components.join("generic_json.wasm"),
             scratch: &root.join("target/bench-languages"),
             path: &languages::path_with(&bin)?,
         });
     }
     if only == Some("--nodes") {
-        run(Command::new(cargo()).current_dir(root).args([
-            "build",
-            "--release",
-            "--package",
-            "telehook-cli",
-            "--bin",
-            "telehook",
-        ]))?;
+        let telehook = release_telehook(root)?;
         return nodes::run(&nodes::Setup {
-            telehook: &root.join("target/release/telehook"),
+            telehook: &telehook,
             generic_json: &components.join("generic_json.wasm"),
             scratch: &root.join("target/bench-nodes"),
         });
     }
     if only == Some("--delivery") {
-        run(Command::new(cargo()).current_dir(root).args([
-            "build",
-            "--release",
-            "--package",
-            "telehook-cli",
-            "--bin",
-            "telehook",
-        ]))?;
+        let telehook = release_telehook(root)?;
         let setup = delivery::Setup {
-            telehook: &root.join("target/release/telehook"),
+            telehook: &telehook,
             scripted: &components.join("scripted.wasm"),
             scratch: &root.join("target/bench-delivery"),
         };

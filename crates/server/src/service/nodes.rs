@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Service;
+use super::{Service, ServiceError};
 use crate::cluster::{Cluster, Signal};
 use crate::delivery::tail;
 use crate::storage::IntegrationKey;
@@ -92,10 +92,13 @@ impl Service {
                 integration,
             } => {
                 let key = IntegrationKey::new(&tenant, &integration);
-                if self.is_loaded(&key)
-                    && let Err(err) = self.refresh_route(&key).await
-                {
-                    tracing::error!(integration = %key, "reloading a changed integration: {err}");
+                let applied = if self.is_loaded(&key) {
+                    self.refresh_route(&key).await
+                } else {
+                    self.precompile(&key).await
+                };
+                if let Err(err) = applied {
+                    tracing::error!(integration = %key, "applying a changed integration: {err}");
                 }
             }
             Signal::Endpoint { id } => {
@@ -109,6 +112,27 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// Compiles the active version of an integration this node has not loaded into its cache
+    /// of artifacts, so that its first webhook here loads it in a millisecond rather than
+    /// waiting for the compiler. The route itself is built on that webhook, from what the
+    /// database holds then: one built now could be a change behind by then.
+    async fn precompile(self: &Arc<Self>, key: &IntegrationKey) -> Result<(), ServiceError> {
+        let Some(integration) = self.storage.integration(key).await? else {
+            return Ok(());
+        };
+        if let Some(version) = integration.active_version {
+            self.load_version(key, version).await?;
+        }
+        Ok(())
+    }
+
+    fn is_loaded(&self, key: &IntegrationKey) -> bool {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
     }
 
     /// Re-reads every loaded route and the endpoints, for the signals that were lost.
@@ -128,13 +152,6 @@ impl Service {
         if let Err(err) = self.forwarders.sync().await {
             tracing::error!("re-reading the endpoints: {err}");
         }
-    }
-
-    fn is_loaded(&self, key: &IntegrationKey) -> bool {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(key)
     }
 }
 

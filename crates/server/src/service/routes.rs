@@ -4,8 +4,8 @@
 //! [`ServiceConfig::max_loaded_parsers`](super::ServiceConfig::max_loaded_parsers).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use telehook::{Parser, Settings};
 
@@ -68,11 +68,15 @@ impl Service {
             .cloned())
     }
 
-    /// Rebuilds an integration's route from storage and swaps it in.
+    /// Rebuilds an integration's route from storage and swaps it in. Rebuilds of one
+    /// integration take turns: two at once (a first webhook's load and an admin's change, or
+    /// another node's signal) could otherwise read the integration before and after a change
+    /// and swap in the older one last.
     pub(super) async fn refresh_route(
         self: &Arc<Self>,
         key: &IntegrationKey,
     ) -> Result<(), ServiceError> {
+        let _turn = self.rebuilds.turn(key).await;
         let Some(integration) = self.storage.integration(key).await? else {
             self.forget_route(key);
             return Ok(());
@@ -127,8 +131,14 @@ impl Service {
         let cost = previous
             .as_ref()
             .map_or_else(Default::default, |route| Arc::clone(&route.cost));
+        // When it last served a webhook, not when it was rebuilt: a route re-read on a
+        // schedule (see `nodes`) must still look idle to the unloading.
+        let last_used = previous.as_ref().map_or_else(
+            || self.clock(),
+            |route| route.last_used.load(Ordering::Relaxed),
+        );
         let route = Route {
-            last_used: AtomicU64::new(self.clock()),
+            last_used: AtomicU64::new(last_used),
             webhook_token: integration.webhook_token,
             active,
             secrets: settings.values().map(str::to_owned).collect(),
@@ -225,6 +235,7 @@ impl Service {
     /// Drops what is held in memory for an integration that no longer exists, its recent
     /// invocations included: one created later under the same id starts without them.
     pub(super) fn forget_route(&self, key: &IntegrationKey) {
+        self.rebuilds.forget(key);
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         routes.remove(key);
         self.metrics.loaded_parsers(routes.len());
@@ -233,6 +244,29 @@ impl Service {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+}
+
+/// The turns of each integration's route rebuilds.
+#[derive(Default)]
+pub(super) struct Rebuilds(Mutex<HashMap<IntegrationKey, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Rebuilds {
+    /// Waits for the integration's turn to rebuild its route.
+    async fn turn(&self, key: &IntegrationKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = Arc::clone(
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key.clone())
+                .or_default(),
+        );
+        turn.lock_owned().await
+    }
+
+    /// Forgets a deleted integration's turns (a rebuild holding one keeps it until done).
+    fn forget(&self, key: &IntegrationKey) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }
 
