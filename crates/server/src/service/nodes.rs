@@ -72,7 +72,7 @@ impl Service {
         loop {
             tokio::select! {
                 signal = signals.next() => match signal {
-                    Some(signal) => self.apply(signal).await,
+                    Some(signal) => self.apply(signal),
                     None => {
                         tracing::error!("the signals of the other nodes ended");
                         return;
@@ -84,27 +84,35 @@ impl Service {
         }
     }
 
-    /// Applies another node's signal.
-    async fn apply(self: &Arc<Self>, signal: Signal) {
+    /// Applies another node's signal. A change is applied on a task of its own: compiling a
+    /// version may take seconds, and the signals behind it (another commit to stream) must
+    /// not wait for that. Two changes to one integration are still applied in turn (see
+    /// `Rebuilds`), each from what the database holds when its turn comes.
+    fn apply(self: &Arc<Self>, signal: Signal) {
+        let service = Arc::clone(self);
         match signal {
             Signal::Integration {
                 tenant,
                 integration,
             } => {
-                let key = IntegrationKey::new(&tenant, &integration);
-                let applied = if self.is_loaded(&key) {
-                    self.refresh_route(&key).await
-                } else {
-                    self.precompile(&key).await
-                };
-                if let Err(err) = applied {
-                    tracing::error!(integration = %key, "applying a changed integration: {err}");
-                }
+                tokio::spawn(async move {
+                    let key = IntegrationKey::new(&tenant, &integration);
+                    let applied = if service.is_loaded(&key) {
+                        service.refresh_route(&key).await
+                    } else {
+                        service.precompile(&key).await
+                    };
+                    if let Err(err) = applied {
+                        tracing::error!(integration = %key, "applying a changed integration: {err}");
+                    }
+                });
             }
             Signal::Endpoint { id } => {
-                if let Err(err) = self.forwarders.restart(&id).await {
-                    tracing::error!(endpoint = %id, "restarting a changed endpoint: {err}");
-                }
+                tokio::spawn(async move {
+                    if let Err(err) = service.forwarders.restart(&id).await {
+                        tracing::error!(endpoint = %id, "restarting a changed endpoint: {err}");
+                    }
+                });
             }
             Signal::Committed { .. } => {
                 if let Some(nodes) = &self.nodes {
