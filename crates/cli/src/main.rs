@@ -355,17 +355,20 @@ async fn serve(config: config::ServeConfig) -> Result<()> {
     Ok(())
 }
 
-/// A database URL to print: without its password, if it has one.
+/// A database URL to print: without its password, if it has one. The credentials are what
+/// stands before the first `@` of the authority (an `@` in them is percent-encoded; one in
+/// the query is not theirs).
 fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    match authority.split_once('@') {
+        Some((credentials, _)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[credentials.len()..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -454,7 +457,15 @@ mod tests {
             redact_password("postgres://telehook:s3cret@db:5432/telehook"),
             "postgres://telehook:***@db:5432/telehook"
         );
-        for url in ["postgres://telehook@db/telehook", "postgres://db/telehook"] {
+        assert_eq!(
+            redact_password("postgres://u:p@db/telehook?options=-c%20x%3Da@b"),
+            "postgres://u:***@db/telehook?options=-c%20x%3Da@b"
+        );
+        for url in [
+            "postgres://telehook@db/telehook",
+            "postgres://db/telehook",
+            "postgres://db/telehook?options=a@b:c",
+        ] {
             assert_eq!(redact_password(url), url);
         }
     }

@@ -3,10 +3,10 @@
 //! The database keeps every component ([`crate::storage::Storage::put_component`]); this is
 //! each node's cache of them, filled on upload and, on a node that did not take the upload, on
 //! first load. A component is named by its SHA-256, so the same upload to two integrations is
-//! stored once and a name always means the same bytes. Files are written to a temporary name, synced and
-//! renamed into place: a crash leaves either the whole file or none. Precompiled artifacts are
-//! a cache beside them: a restart loads them without compiling, and one that does not fit this
-//! engine (after an upgrade) is rebuilt from the component.
+//! stored once and a name always means the same bytes. Files are written to a temporary name,
+//! synced and renamed into place: a crash leaves either the whole file or none. Precompiled
+//! artifacts are a cache beside them: a restart loads them without compiling, and one that does
+//! not fit this engine (after an upgrade) is rebuilt from the component.
 
 use std::fs;
 use std::io::{self, Write as _};

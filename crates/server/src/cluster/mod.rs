@@ -21,6 +21,7 @@
 pub mod lease;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -28,7 +29,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::storage::{IntegrationKey, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 pub use lease::{Lease, Leases};
 
 /// How long connecting to NATS may take before starting fails.
@@ -113,16 +114,21 @@ impl Cluster {
         let node = uuid::Uuid::now_v7().simple().to_string();
         let reconnected = Arc::new(Notify::new());
         let on_event = Arc::clone(&reconnected);
+        // The first connection is no reconnection: nothing was missed before it.
+        let connected_before = Arc::new(AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
             .name(format!("telehook {node}"))
             .connection_timeout(CONNECT_TIMEOUT)
             .event_callback(move |event| {
                 let on_event = Arc::clone(&on_event);
+                let connected_before = Arc::clone(&connected_before);
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             tracing::info!("connected to NATS");
-                            on_event.notify_one();
+                            if connected_before.swap(true, Ordering::Relaxed) {
+                                on_event.notify_one();
+                            }
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("lost NATS: changes by other nodes are seen late");
@@ -146,11 +152,6 @@ impl Cluster {
             leases,
             reconnected,
         })
-    }
-
-    /// This node's id, as its signals and leases carry it.
-    pub fn node(&self) -> &str {
-        &self.node
     }
 
     /// Where endpoints' forwarding is leased.
@@ -179,15 +180,6 @@ impl Cluster {
         {
             tracing::warn!(signal = ?envelope.signal, "a signal to the other nodes was lost: {err}");
         }
-    }
-
-    /// Tells the other nodes that an integration changed.
-    pub async fn integration_changed(&self, key: &IntegrationKey) {
-        self.tell(Signal::Integration {
-            tenant: key.tenant_id.clone(),
-            integration: key.integration_id.clone(),
-        })
-        .await;
     }
 
     /// The other nodes' signals, as they come.

@@ -255,7 +255,7 @@ impl Service {
             .shared_secret("admin-token", &tokens::generate()?)
             .await?;
         let cluster = Cluster::join(nats_url, &*storage).await?;
-        write_secret_file(&config.data_dir.join("admin-token"), &admin_token)?;
+        write_secret_file(&config.data_dir.join("admin-token"), &admin_token, true)?;
         Self::build(config, storage, admin_token, Some(cluster))
     }
 
@@ -470,7 +470,7 @@ fn admin_token(data_dir: &Path) -> io::Result<String> {
         Ok(token) => Ok(token.trim().to_owned()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             let token = tokens::generate()?;
-            write_secret_file(&path, &token)?;
+            write_secret_file(&path, &token, false)?;
             tracing::info!("generated the admin token in {}", path.display());
             Ok(token)
         }
@@ -478,10 +478,16 @@ fn admin_token(data_dir: &Path) -> io::Result<String> {
     }
 }
 
-/// Writes a secret to a file readable by its owner only, replacing what the file held.
-fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
+/// Writes a secret to a file readable by its owner only. With `replace`, what the file held
+/// goes (a node copies the cluster's token over its own); without, a file that exists is an
+/// error, so that two first starts at once cannot both believe their token is the one kept.
+fn write_secret_file(path: &Path, secret: &str, replace: bool) -> io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if replace {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     io::Write::write_all(&mut options.open(path)?, secret.as_bytes())

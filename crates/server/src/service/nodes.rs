@@ -42,7 +42,13 @@ impl Service {
     /// Tells the other nodes that an integration changed, once this node has applied it.
     pub(super) async fn integration_changed(&self, key: &IntegrationKey) {
         if let Some(nodes) = &self.nodes {
-            nodes.cluster.integration_changed(key).await;
+            nodes
+                .cluster
+                .tell(Signal::Integration {
+                    tenant: key.tenant_id.clone(),
+                    integration: key.integration_id.clone(),
+                })
+                .await;
         }
     }
 
