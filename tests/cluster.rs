@@ -385,15 +385,9 @@ fn every_call(node: &Server) -> Vec<Value> {
     let mut calls = Vec::new();
     let mut query = "limit=500".to_owned();
     loop {
-        let reply = node.admin(
-            "GET",
-            &format!("/tenants/acme/integrations/pbx/calls?{query}"),
-            Value::Null,
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let page = reply.json();
-        calls.extend(page["calls"].as_array().expect("a list").iter().cloned());
-        match page["next"].as_str() {
+        let (page, next) = node.calls_page("acme", "pbx", &query);
+        calls.extend(page);
+        match next.as_str() {
             Some(next) => query = format!("limit=500&before={next}"),
             None => return calls,
         }

@@ -1549,17 +1549,7 @@ fn a_parser_verifies_a_signature_over_the_url_an_http2_provider_called() {
 
 /// The calls of `acme/pbx` that the query selects, and the next page's cursor.
 fn calls(server: &Server, query: &str) -> (Vec<Value>, Value) {
-    let reply = server.admin(
-        "GET",
-        &format!("/tenants/acme/integrations/pbx/calls?{query}"),
-        Value::Null,
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let page = reply.json();
-    (
-        page["calls"].as_array().expect("a list").clone(),
-        page["next"].clone(),
-    )
+    server.calls_page("acme", "pbx", query)
 }
 
 /// One call of `acme/pbx` with its events.

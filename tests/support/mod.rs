@@ -189,6 +189,22 @@ impl Server {
         reply.json().as_array().expect("a list").clone()
     }
 
+    /// The calls of an integration that `query` selects, and the next page's cursor (`null`
+    /// on the last page).
+    pub fn calls_page(&self, tenant: &str, integration: &str, query: &str) -> (Vec<Value>, Value) {
+        let reply = self.admin(
+            "GET",
+            &format!("/tenants/{tenant}/integrations/{integration}/calls?{query}"),
+            Value::Null,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let page = reply.json();
+        (
+            page["calls"].as_array().expect("a list").clone(),
+            page["next"].clone(),
+        )
+    }
+
     /// Every event of a feed (`/events`, the platform's, or an integration's
     /// `/tenants/T/integrations/I/events`), page by page, oldest first.
     pub fn every_event(&self, feed: &str) -> Vec<Value> {
